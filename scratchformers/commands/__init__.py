@@ -1,0 +1,1 @@
+"""Sub-commands of the ``scratchformers`` command line (see :mod:`scratchformers.cli`)."""

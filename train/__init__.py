@@ -1,0 +1,1 @@
+"""Training: the embedded Shakespeare corpus, data preparation, the training loop, checkpoints and sampling."""
