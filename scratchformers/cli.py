@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 COMMANDS = {
     "tokenize": "scratchformers.commands.tokenize",
+    "prepare": "scratchformers.commands.prepare",
 }
 
 

@@ -1,0 +1,77 @@
+"""Tokenize a dataset into train.bin / val.bin / meta.json for training.
+
+Two datasets:
+
+  shakespeare   the corpus shipped inside the package (no download); the last 10% of the text is val
+  openwebtext   nanoGPT's GPT-2 reproduction data via `datasets` (8 M documents, ~9 B tokens, 0.05% val),
+                or your own documents with --data-files (.jsonl/.json/.parquet with a `text` column, or .txt files)
+
+Examples:
+  scratchformers prepare shakespeare                       # GPT-2 BPE -> data/shakespeare_gpt2
+  scratchformers prepare shakespeare --tokenizer char      # characters -> data/shakespeare_char
+  scratchformers prepare shakespeare --tokenizer bpe --bpe-merges 2000 --variant tiny
+  scratchformers prepare openwebtext --num-proc 8          # -> data/openwebtext (needs the hub)
+  scratchformers prepare openwebtext --data-files 'owt/*.parquet' --max-documents 10000 --out data/owt_small
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    datasets = parser.add_subparsers(dest="dataset", metavar="DATASET")
+    datasets.required = True
+
+    sp = datasets.add_parser("shakespeare", help="the embedded Shakespeare corpus (default data of the library)")
+    sp.add_argument("--tokenizer", choices=["gpt2", "char", "bpe"], default="gpt2",
+                    help="gpt2: tiktoken's GPT-2 BPE (default); char: one token per character; bpe: the classic "
+                         "word BPE trained on the corpus")
+    sp.add_argument("--variant", choices=["full", "tiny"], default="full",
+                    help="full: 42 works, 5.06 M characters (default); tiny: the first 1.1 M characters")
+    sp.add_argument("--out", default=None, help="output directory (default: data/shakespeare_<tokenizer>)")
+    sp.add_argument("--val-fraction", type=float, default=0.1, help="held-out fraction of the text (default 0.1)")
+    sp.add_argument("--bpe-merges", type=int, default=4000, help="merges learned by --tokenizer bpe (default 4000)")
+
+    op = datasets.add_parser("openwebtext", help="OpenWebText from the Hugging Face hub, or local documents")
+    op.add_argument("--data-files", nargs="+", default=None, metavar="FILE",
+                    help="local .jsonl/.json/.parquet (a `text` column) or .txt files (one document each); globs "
+                         "allowed. Without it the hub dataset --dataset-name is loaded")
+    op.add_argument("--dataset-name", default="openwebtext", help="hub dataset (default: openwebtext)")
+    op.add_argument("--num-proc", type=int, default=None, help="tokenizer processes (default: half the CPU cores)")
+    op.add_argument("--max-documents", type=int, default=None, help="keep only the first N documents")
+    op.add_argument("--val-fraction", type=float, default=0.0005, help="held-out fraction of documents (0.0005)")
+    op.add_argument("--seed", type=int, default=2357, help="seed of the document shuffle (default 2357)")
+    op.add_argument("--cache-dir", default=None, help="the `datasets` cache (default ~/.cache/huggingface/datasets)")
+    op.add_argument("--out", default=None, help="output directory (default: data/openwebtext)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from scratchformers.train.prepare import prepare_openwebtext, prepare_shakespeare
+
+    start = time.perf_counter()
+    try:
+        if args.dataset == "shakespeare":
+            out = args.out or f"data/shakespeare_{args.tokenizer}"
+            meta = prepare_shakespeare(out, args.tokenizer, args.variant, args.val_fraction, args.bpe_merges)
+        else:
+            out = args.out or "data/openwebtext"
+            meta = prepare_openwebtext(
+                out,
+                data_files=args.data_files,
+                num_proc=args.num_proc,
+                val_fraction=args.val_fraction,
+                seed=args.seed,
+                max_documents=args.max_documents,
+                cache_dir=args.cache_dir,
+                dataset_name=args.dataset_name,
+            )
+    except (ValueError, OSError, RuntimeError) as err:
+        print(f"scratchformers prepare: error: {err}", file=sys.stderr)
+        return 1
+    tokens = meta["tokens"]
+    print(f"wrote {out}: train {tokens['train']:,} tokens, val {tokens['val']:,} tokens "
+          f"({meta['tokenizer']['kind']} tokenizer, vocab_size {meta['vocab_size']:,}, {meta['dtype']}) "
+          f"in {time.perf_counter() - start:.1f} s")
+    return 0
