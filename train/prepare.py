@@ -86,9 +86,11 @@ def load_meta(data_dir: str | Path) -> dict[str, Any]:
         )
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
+        missing = [key for key in ("tokenizer", "vocab_size", "dtype", "tokens") if key not in meta]
+        if missing:
+            raise KeyError(f"no {', '.join(missing)}")
         itemsize = np.dtype(meta["dtype"]).itemsize
         counts = {split: int(meta["tokens"][split]) for split in SPLITS}
-        int(meta["vocab_size"]), meta["tokenizer"]["kind"]
     except (ValueError, KeyError, TypeError) as err:
         raise ValueError(f"{path} is malformed ({type(err).__name__}: {err}); re-run `scratchformers prepare`") from None
     for split, count in counts.items():
