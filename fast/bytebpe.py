@@ -12,10 +12,10 @@ pair counts are computed once and then *updated*: merging ``(a, b)`` only change
   longer the pair's current count ("lazy deletion"). The first valid entry is the pair with the highest count
   and, among those, the smallest ``(a, b)``: the reference's tie-breaking, hence the identical merge list.
 
-Encoding. tiktoken runs the same rank-based algorithm as the reference encoder, in Rust. :meth:`ByteLevelBPE.to_tiktoken`
-exports the vocabulary as a ``tiktoken.Encoding`` (with tiktoken's spelling of the GPT-2 split regex, which
-splits text exactly like the original one). ``encode`` and ``encode_ordinary`` keep the reference's checks and
-special-token handling and hand each stretch of ordinary text to it.
+Encoding. tiktoken runs the same rank-based algorithm as the reference encoder, in Rust.
+:meth:`ByteLevelBPE.to_tiktoken` exports the vocabulary as a ``tiktoken.Encoding`` (with tiktoken's spelling of
+the GPT-2 split regex, which splits text exactly like the original one). ``encode`` and ``encode_ordinary`` keep
+the reference's checks and special-token handling and hand each stretch of ordinary text to that encoding.
 """
 from __future__ import annotations
 
@@ -29,8 +29,10 @@ from scratchformers.encoding import TIKTOKEN_GPT2_PATTERN
 from scratchformers.reference import bytebpe as reference
 from scratchformers.reference.bytebpe import merge
 
+Pair = tuple[int, int]
 
-def _pop_best(heap: list[tuple[int, tuple[int, int]]], pair_counts: dict[tuple[int, int], int]) -> tuple[int, int] | None:
+
+def _pop_best(heap: list[tuple[int, Pair]], pair_counts: dict[Pair, int]) -> Pair | None:
     """Pop the live pair with the highest count (smallest pair on ties); ``None`` when no pair is left."""
     while heap:
         neg_count, pair = heapq.heappop(heap)
@@ -42,7 +44,7 @@ def _pop_best(heap: list[tuple[int, tuple[int, int]]], pair_counts: dict[tuple[i
 class ByteLevelBPE(reference.ByteLevelBPE):
     """:class:`scratchformers.reference.bytebpe.ByteLevelBPE` with a fast ``train`` and tiktoken for encoding."""
 
-    def _set_merges(self, merges: dict[tuple[int, int], int], byte_ids: list[int]) -> None:
+    def _set_merges(self, merges: dict[Pair, int], byte_ids: list[int]) -> None:
         super()._set_merges(merges, byte_ids)
         self._encoding: tiktoken.Encoding | None = None  # the vocabulary changed: rebuild the tiktoken encoder
 
@@ -57,8 +59,8 @@ class ByteLevelBPE(reference.ByteLevelBPE):
         words = [list(chunk) for chunk in chunk_counts]  # each distinct chunk as a list of ids
         counts = list(chunk_counts.values())
 
-        pair_counts: dict[tuple[int, int], int] = defaultdict(int)
-        where: dict[tuple[int, int], set[int]] = defaultdict(set)
+        pair_counts: dict[Pair, int] = defaultdict(int)
+        where: dict[Pair, set[int]] = defaultdict(set)
         for w, word in enumerate(words):
             for pair in zip(word, word[1:]):
                 pair_counts[pair] += counts[w]
@@ -74,7 +76,7 @@ class ByteLevelBPE(reference.ByteLevelBPE):
                 break
             idx = 256 + i
             merges[pair] = idx
-            delta: dict[tuple[int, int], int] = defaultdict(int)
+            delta: dict[Pair, int] = defaultdict(int)
             for w in where.pop(pair):
                 old = words[w]
                 new = merge(old, pair, idx)

@@ -8,9 +8,10 @@ Written in the style of Karpathy's minbpe ``RegexTokenizer``. The pipeline for o
 2. **Bytes**: each chunk becomes its UTF-8 bytes, i.e. ids in 0..255. Every string can be written this way, so
    there is no ``<unk>`` token: an unseen character simply costs several byte tokens.
 3. **Train**: count every adjacent pair of ids over all chunks, give the most frequent pair a new id (256, 257, ...)
-   and replace it everywhere; repeat until the vocabulary has ``vocab_size`` tokens. *Tie-breaking*: the highest
-   count wins; among equal counts the smallest pair ``(a, b)`` compared as integers wins. This rule does not
-   depend on where a pair first occurs, so :mod:`scratchformers.fast.bytebpe` reproduces it exactly.
+   and replace it everywhere; repeat until the vocabulary has ``vocab_size`` tokens. Equal chunks always merge
+   alike, so each distinct chunk is stored once with its count. *Tie-breaking*: the highest count wins; among
+   equal counts the smallest pair ``(a, b)`` compared as integers wins. This rule does not depend on where a pair
+   first occurs, so :mod:`scratchformers.fast.bytebpe` reproduces it exactly.
 4. **Encode** (tiktoken's algorithm): within a chunk, repeatedly merge the adjacent pair whose concatenated bytes
    form the token with the lowest id ("rank"), the leftmost pair on ties, until no adjacent pair forms a token.
    A chunk that is itself a token is emitted directly, as tiktoken does. Working with byte strings and ranks
@@ -22,7 +23,7 @@ Written in the style of Karpathy's minbpe ``RegexTokenizer``. The pipeline for o
 Invalid Unicode: a Python ``str`` may contain surrogate code points (U+D800..U+DFFF), which have no UTF-8 encoding.
 ``encode`` (and ``train``) repair them exactly like tiktoken: a high/low surrogate pair becomes the character it
 stands for and a lone surrogate becomes U+FFFD. Hence ``decode(encode(s)) == s`` for every string without
-surrogates, and equals the repaired string otherwise; ``encode`` never raises on a ``str``.
+surrogates, and equals the repaired string otherwise: invalid Unicode never makes ``encode`` fail.
 
 Special tokens such as ``<|endoftext|>`` are registered with :meth:`ByteLevelBPE.register_special_tokens` and
 are never produced by merges. Whether their text inside the input is encoded as the special id depends on
@@ -277,7 +278,9 @@ class ByteLevelBPE:
             elif allowed_special == "none_raise":
                 allowed = {}
             else:
-                raise ValueError(f"allowed_special must be 'none_raise', 'all', 'none' or a set, got {allowed_special!r}")
+                raise ValueError(
+                    f"allowed_special must be 'none_raise', 'all', 'none' or a set, got {allowed_special!r}"
+                )
         elif isinstance(allowed_special, Set):
             unknown = sorted(set(allowed_special) - set(self.special_tokens))
             if unknown:
@@ -320,7 +323,7 @@ class ByteLevelBPE:
         return ids
 
     def decode(self, ids: Iterable[int]) -> str:
-        """Concatenate the tokens' bytes and decode as UTF-8, broken sequences becoming U+FFFD (``errors="replace"``)."""
+        """Concatenate the tokens' bytes and decode them as UTF-8; broken sequences become U+FFFD (``"replace"``)."""
         inverse_special = self.inverse_special_tokens
         parts = []
         for idx in ids:
