@@ -13,6 +13,7 @@ from collections.abc import Sequence
 COMMANDS = {
     "tokenize": "scratchformers.commands.tokenize",
     "prepare": "scratchformers.commands.prepare",
+    "viz": "scratchformers.commands.viz",
 }
 
 

@@ -47,7 +47,7 @@ def test_one_window_equals_the_models_own_loss() -> None:
 
 def test_non_overlapping_windows_token_by_token() -> None:
     model, tokens = small_model(), stream(3 * MAX_LEN + 6)
-    # Window w feeds inputs w·L … w·L + L − 1, so target t (t ≥ 1) sees the (t − 1) mod L + 1 tokens before it.
+    # Window w feeds inputs w·L … w·L + L − 1: target t (t ≥ 1) sees the (t − 1) mod L + 1 tokens before it.
     expected = np.mean([nll_with_context(model, tokens, t, (t - 1) % MAX_LEN + 1) for t in range(1, len(tokens))])
     result = evaluate_loss(model, tokens, batch_size=2)
     assert result["tokens"] == len(tokens) - 1

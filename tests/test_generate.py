@@ -100,8 +100,11 @@ def test_greedy_matches_an_independent_loop_past_max_len() -> None:
         assert generate(model, prompt, steps, temperature=0, use_cache=use_cache) == expected
 
 
+SAMPLINGS = [dict(temperature=0), dict(temperature=1.0, seed=7), dict(top_k=5, top_p=0.9, seed=3)]
+
+
 @pytest.mark.parametrize("prompt_len", [1, 5, MAX_LEN, MAX_LEN + 4])
-@pytest.mark.parametrize("sampling", [dict(temperature=0), dict(temperature=1.0, seed=7), dict(top_k=5, top_p=0.9, seed=3)])
+@pytest.mark.parametrize("sampling", SAMPLINGS)
 def test_kv_cache_gives_the_same_tokens(prompt_len: int, sampling: dict) -> None:
     model = sharp_model()
     prompt = torch.randint(0, VOCAB, (2, prompt_len), generator=torch.Generator().manual_seed(prompt_len))

@@ -1,0 +1,84 @@
+"""Plot attention heatmaps: which earlier tokens each head of a GPT looks at, for one prompt.
+
+The model is a random one built from a preset (the default, gpt-mini), a training checkpoint (--checkpoint), or a
+Hugging Face GPT-2 folder (--hf). Every chosen (layer, head) gets one heatmap, queries down, keys across.
+
+examples:
+  scratchformers viz --prompt "The quick brown fox jumps over the lazy dog" --layers 0 1 --heads 0 1 2
+  scratchformers viz --checkpoint out/shakespeare/best.pt --prompt "ROMEO:" --out romeo.png
+  scratchformers viz --hf ./gpt2 --prompt "When Mary and John went to the store, John gave a drink to" --layers 9
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--preset", default="gpt-mini", help="random model from this preset (default: gpt-mini)")
+    source.add_argument("--checkpoint", metavar="PATH", help="a training checkpoint (.pt) written by `train`")
+    source.add_argument("--hf", metavar="DIR", help="a Hugging Face GPT-2 folder (config.json + weights)")
+    parser.add_argument("--prompt", default="The quick brown fox jumps over the lazy dog.", help="text to run")
+    parser.add_argument("--layers", type=int, nargs="+", metavar="L", help="layers to plot (default: all)")
+    parser.add_argument("--heads", type=int, nargs="+", metavar="H", help="heads to plot (default: all)")
+    parser.add_argument("--out", default="attention.png", help="PNG file to write (default: attention.png)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random preset model (default: 0)")
+
+
+def _from_checkpoint(path: str) -> tuple[Any, Any]:
+    """Model and tokenizer of a checkpoint dict: ``model`` (state_dict), ``model_config`` or ``config`` (GPTConfig
+    as a dict) and, optionally, ``tokenizer`` (the dataset metadata recording its tokenizer)."""
+    import torch
+
+    from scratchformers.reference.config import GPTConfig
+    from scratchformers.reference.model import GPT
+    from scratchformers.train.tokenizers import load_tokenizer
+
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    config_dict = state.get("model_config", state.get("config")) if isinstance(state, dict) else None
+    if config_dict is None or "model" not in state:
+        raise ValueError(f"{path} is not a model checkpoint: expected a dict with 'model' and 'model_config' entries")
+    # Attention weights come from the reference path; a checkpoint moves between backends unchanged.
+    config = GPTConfig.from_dict(config_dict).replace(attention="reference", layernorm="reference")
+    model = GPT(config)
+    model.load_state_dict(state["model"])
+    tokenizer = load_tokenizer(state["tokenizer"]) if state.get("tokenizer") else None
+    return model, tokenizer
+
+
+def _load_model(args: argparse.Namespace) -> tuple[Any, Any, str]:
+    """The model, its tokenizer (None: GPT-2's) and a description of where it came from."""
+    import torch
+
+    from scratchformers.reference.config import get_config
+    from scratchformers.reference.hf import load_hf_gpt2
+    from scratchformers.reference.model import GPT
+
+    if args.checkpoint:
+        model, tokenizer = _from_checkpoint(args.checkpoint)
+        return model, tokenizer, args.checkpoint
+    if args.hf:
+        return load_hf_gpt2(args.hf), None, args.hf
+    torch.manual_seed(args.seed)
+    return GPT(get_config(args.preset)), None, f"random {args.preset} (seed {args.seed})"
+
+
+def run(args: argparse.Namespace) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from scratchformers.reference.viz import plot_attention
+
+    try:
+        model, tokenizer, source = _load_model(args)
+        _, weights = plot_attention(
+            model, args.prompt, tokenizer=tokenizer, layers=args.layers, heads=args.heads, path=args.out
+        )
+    except (ValueError, OSError, RuntimeError) as err:
+        print(f"scratchformers viz: error: {err}", file=sys.stderr)
+        return 1
+    layers, heads, tokens, _ = weights.shape
+    print(f"{source}: {layers} layer(s) × {heads} head(s) over {tokens} tokens → {args.out}")
+    return 0
