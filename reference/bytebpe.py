@@ -172,7 +172,7 @@ class ByteLevelBPE:
         self.merges = dict(merges)
         self.byte_ids = list(byte_ids)
         self.vocab = vocab
-        # Two merges may, rarely, spell the same bytes; encoding then uses the lower id (as tiktoken would).
+        # Should two merges ever spell the same bytes, encoding uses the lower id (as tiktoken would).
         self.ranks = {token: idx for idx, token in sorted(vocab.items(), reverse=True)}
 
     @property

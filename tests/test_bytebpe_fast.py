@@ -65,6 +65,14 @@ def test_fast_stops_early_like_the_reference():
         assert tok.vocab_size == 265
 
 
+@pytest.mark.parametrize("cls", [ReferenceBPE, FastBPE])
+def test_verbose_shows_a_progress_bar_and_quiet_does_not(cls, capsys):
+    cls().train("the cat sat on the mat", 260)
+    assert "byte-level BPE" not in capsys.readouterr().err
+    cls().train("the cat sat on the mat", 260, verbose=True)
+    assert "byte-level BPE" in capsys.readouterr().err
+
+
 def test_fast_encode_equals_reference_on_unseen_shakespeare(shakespeare_pair):
     reference, fast = shakespeare_pair
     text = shakespeare("tiny")[500_000:540_000]
