@@ -92,11 +92,14 @@ def load_meta(data_dir: str | Path) -> dict[str, Any]:
         itemsize = np.dtype(meta["dtype"]).itemsize
         counts = {split: int(meta["tokens"][split]) for split in SPLITS}
     except (ValueError, KeyError, TypeError) as err:
-        raise ValueError(f"{path} is malformed ({type(err).__name__}: {err}); re-run `scratchformers prepare`") from None
+        reason = f"{type(err).__name__}: {err}"
+        raise ValueError(f"{path} is malformed ({reason}); re-run `scratchformers prepare`") from None
     for split, count in counts.items():
         bin_path = data_dir / f"{split}.bin"
         if not bin_path.is_file():
-            raise FileNotFoundError(f"{bin_path} is missing although {META_FILE} lists it; re-run `scratchformers prepare`")
+            raise FileNotFoundError(
+                f"{bin_path} is missing although {META_FILE} lists it; re-run `scratchformers prepare`"
+            )
         size, expected = bin_path.stat().st_size, count * itemsize
         if size != expected:
             raise ValueError(
@@ -155,7 +158,8 @@ def prepare_shakespeare(
     Args:
         out_dir: the directory to write (created if needed).
         tokenizer: ``"gpt2"`` (tiktoken's GPT-2 BPE, 50,257 tokens), ``"char"`` (one token per distinct character)
-            or ``"bpe"`` (the classic word BPE, trained here with ``bpe_merges`` merges and saved as ``bpe.json``).
+            or ``"bpe"`` (the classic word BPE, trained here with ``bpe_merges`` merges and saved as ``bpe.json``;
+            it keeps words, not whitespace, so its data decodes to the words joined by single spaces).
         variant: ``"full"`` (5.06 M characters) or ``"tiny"`` (the first 1.1 M, tinyshakespeare's size).
         val_fraction: the fraction of characters held out, in (0, 1).
         bpe_merges: number of merges learned by the word BPE (ignored by the other tokenizers).
@@ -214,7 +218,9 @@ def _builder_for(files: list[str]) -> str:
             suffixes.pop()
         ext = suffixes[-1] if suffixes else ""
         if ext not in BUILDERS:
-            raise ValueError(f"--data-files: cannot tell the format of {name!r}; use .jsonl/.json, .parquet or .txt files")
+            raise ValueError(
+                f"--data-files: cannot tell the format of {name!r}; use .jsonl/.json, .parquet or .txt files"
+            )
         builders.add(BUILDERS[ext])
     if len(builders) != 1:
         raise ValueError(f"--data-files mixes formats ({', '.join(sorted(builders))}); prepare one format at a time")

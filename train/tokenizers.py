@@ -10,10 +10,12 @@ Every tokenizer here offers the same three things the training code needs::
 ``"kind"`` key); :func:`load_tokenizer` rebuilds it from that record, so sampling decodes with the very tokenizer the
 data was encoded with:
 
-- ``{"kind": "gpt2"}``: tiktoken's GPT-2 encoding (50,257 tokens), built offline by :func:`scratchformers.gpt2_encoding`.
+- ``{"kind": "gpt2"}``: tiktoken's GPT-2 encoding (50,257 tokens), built offline by
+  :func:`scratchformers.gpt2_encoding`.
 - ``{"kind": "char", "chars": "\\n !..."}``: one token per character, the vocabulary stored in full.
 - ``{"kind": "bpe", "path": "bpe.json"}``: the classic word BPE of :mod:`scratchformers.reference.bpe`, saved next to
-  the data (``path`` is relative to the data directory).
+  the data (``path`` is relative to the data directory). It splits on whitespace and decodes to the words joined by
+  single spaces, so line breaks do not survive; ``gpt2`` and ``char`` decode back to the exact text.
 """
 from __future__ import annotations
 
