@@ -27,7 +27,7 @@ EOT = 50256
 @pytest.fixture(scope="module", params=["gpt2", "char", "bpe"])
 def shakespeare_tiny(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
     out = tmp_path_factory.mktemp(f"shakespeare_{request.param}")
-    prepare_shakespeare(out, tokenizer=request.param, variant="tiny", bpe_merges=20)
+    prepare_shakespeare(out, tokenizer=request.param, variant="tiny", bpe_merges=200)
     return request.param, out
 
 
