@@ -1,0 +1,205 @@
+"""Training configuration: one flat dataclass, two presets, every field a command-line flag.
+
+Like nanoGPT's ``config/*.py`` files, a preset is just a set of values; ``scratchformers train --preset NAME
+--max-steps 100`` starts from the preset and overrides single fields. The flags are generated from the dataclass
+(``batch_size`` becomes ``--batch-size``), so a new field is a new flag with no further code.
+
+Step counts are *optimizer* steps. One step sees ``batch_size · grad_accum_steps · world_size`` windows of
+``block_size`` tokens (``grad_accum_steps`` micro-batches per process, summed over the DDP processes).
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import MISSING, asdict, dataclass, fields, replace
+from typing import Any
+
+from scratchformers.reference.config import GPTConfig
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs; the defaults are the ``shakespeare-cpu`` preset."""
+
+    # run and data
+    name: str = "shakespeare-cpu"  # names the output folder out/<name>
+    out_dir: str = ""  # "" → out/<name>
+    dataset: str = "shakespeare"  # "shakespeare" is prepared automatically; anything else must be prepared first
+    data_dir: str = ""  # "" → data/shakespeare_<tokenizer> or data/<dataset>
+    tokenizer: str = "char"  # for an automatic Shakespeare preparation: "char", "gpt2" or "bpe"
+    shakespeare_variant: str = "full"  # "full" (5.06 M characters) or "tiny" (1.1 M)
+    # model (see GPTConfig)
+    num_layers: int = 4
+    num_heads: int = 4
+    emb_dim: int = 192
+    block_size: int = 128  # the context length T, GPTConfig.max_len
+    vocab_size: int = 0  # 0 → the dataset's vocabulary size
+    dropout: float = 0.0
+    bias: bool = True
+    attention: str = "torch_sdpa"  # "reference", "torch_sdpa" or "fast"
+    layernorm: str = "torch"  # "reference", "torch" or "fast"
+    # optimisation
+    batch_size: int = 16
+    grad_accum_steps: int = 1
+    max_steps: int = 2500
+    learning_rate: float = 2e-3
+    min_lr_factor: float = 0.1  # the schedule ends at learning_rate · min_lr_factor
+    warmup_steps: int = 100
+    decay_steps: int = 0  # 0 → max_steps: the cosine reaches its floor at the last step
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.99
+    grad_clip: float = 1.0  # 0 → no clipping (the norm is still logged)
+    # evaluation, logging, checkpoints
+    eval_interval: int = 250  # evaluate and save last.pt (and best.pt) every this many steps, and at the end
+    eval_batches: int = 20  # fixed batches per split for each evaluation
+    log_interval: int = 10
+    # system
+    device: str = "auto"  # "auto" → cuda if available, else cpu
+    dtype: str = "auto"  # "auto" → bfloat16 on CUDA, float32 on CPU; or "float16" (with a GradScaler)
+    compile: bool = False
+    num_threads: int = 0  # CPU threads for torch; 0 → every core this process may use
+    seed: int = 1337
+    # samples and plots at the end
+    num_samples: int = 2
+    sample_tokens: int = 300
+    sample_prompt: str = "\n"
+    temperature: float = 0.8
+    top_k: int = 0  # 0 → no top-k filter
+    plot: bool = True
+
+    def __post_init__(self) -> None:
+        positive = ("num_layers", "num_heads", "emb_dim", "block_size", "batch_size", "grad_accum_steps",
+                    "max_steps", "eval_interval", "eval_batches", "log_interval")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"TrainConfig.{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("vocab_size", "warmup_steps", "decay_steps", "num_threads", "num_samples", "sample_tokens",
+                     "top_k"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"TrainConfig.{name} must not be negative, got {getattr(self, name)}")
+        if self.learning_rate <= 0 or not 0.0 <= self.min_lr_factor <= 1.0:
+            raise ValueError(
+                f"need learning_rate > 0 and 0 <= min_lr_factor <= 1, got {self.learning_rate}, {self.min_lr_factor}"
+            )
+        if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
+            raise ValueError(f"dtype must be 'auto', 'float32', 'bfloat16' or 'float16', got {self.dtype!r}")
+        if self.shakespeare_variant not in ("full", "tiny"):
+            raise ValueError(f"shakespeare_variant must be 'full' or 'tiny', got {self.shakespeare_variant!r}")
+        self.model_config(vocab_size=max(self.vocab_size, 1))  # validates the model fields early
+
+    @property
+    def total_decay_steps(self) -> int:
+        """The step at which the cosine schedule reaches its floor."""
+        return self.decay_steps or self.max_steps
+
+    def resolved_out_dir(self) -> str:
+        return self.out_dir or f"out/{self.name}"
+
+    def resolved_data_dir(self) -> str:
+        if self.data_dir:
+            return self.data_dir
+        if self.dataset == "shakespeare":
+            return f"data/shakespeare_{self.tokenizer}"
+        return f"data/{self.dataset}"
+
+    def model_config(self, vocab_size: int) -> GPTConfig:
+        """The model's :class:`GPTConfig`; ``vocab_size`` is used when the config's own is 0 (from the data)."""
+        return GPTConfig(
+            max_len=self.block_size,
+            emb_dim=self.emb_dim,
+            num_layers=self.num_layers,
+            num_heads=self.num_heads,
+            vocab_size=self.vocab_size or vocab_size,
+            dropout=self.dropout,
+            weight_decay=self.weight_decay,
+            bias=self.bias,
+            attention=self.attention,
+            layernorm=self.layernorm,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values only, as stored in checkpoints (``torch.load(weights_only=True)`` reads them back)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown TrainConfig fields {unknown}")
+        return cls(**values)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # The README's default: a 4-layer character-level model on the full embedded Shakespeare, sized so that
+    # the whole job (data, training, evaluation, samples, plots) takes a few minutes on 2 CPU cores.
+    "shakespeare-cpu": {},
+    # GPT-2 small (124 M) on OpenWebText with the seed's (and nanoGPT's) hyper-parameters, on the fast path.
+    # GPT-2's 50,257 tokens are padded to 50,304 (a multiple of 64) for faster matmuls, as in nanoGPT.
+    "gpt2-owt": dict(
+        name="gpt2-owt",
+        dataset="openwebtext",
+        tokenizer="gpt2",
+        num_layers=12,
+        num_heads=12,
+        emb_dim=768,
+        block_size=1024,
+        vocab_size=50304,
+        dropout=0.0,
+        attention="fast",
+        layernorm="fast",
+        batch_size=12,
+        grad_accum_steps=10,
+        max_steps=600_000,
+        learning_rate=6e-4,
+        min_lr_factor=0.1,
+        warmup_steps=2000,
+        decay_steps=600_000,
+        weight_decay=0.1,
+        beta1=0.9,
+        beta2=0.95,
+        grad_clip=1.0,
+        eval_interval=2000,
+        eval_batches=200,
+        log_interval=10,
+        dtype="bfloat16",
+        compile=True,
+        sample_prompt="The meaning of life is",
+        num_samples=3,
+        sample_tokens=100,
+        top_k=200,
+    ),
+}
+
+
+def get_train_config(preset: str = "shakespeare-cpu", **overrides: Any) -> TrainConfig:
+    """The preset's :class:`TrainConfig` with ``overrides`` applied."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown training preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    return TrainConfig(**{**PRESETS[preset], **overrides})
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """One ``--flag`` per :class:`TrainConfig` field. Unset flags are absent from the parsed namespace (they
+    default to ``argparse.SUPPRESS``), so only what the user typed overrides the preset."""
+    group = parser.add_argument_group("training configuration (overrides the preset)")
+    for f in fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not MISSING else None
+        if isinstance(default, bool):
+            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
+                               help=f"(default {default})")
+        else:
+            group.add_argument(flag, dest=f.name, type=type(default), default=argparse.SUPPRESS, metavar=f.name.upper(),
+                               help=f"(default {default!r})")
+
+
+def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The :class:`TrainConfig` fields set on the command line."""
+    names = {f.name for f in fields(TrainConfig)}
+    return {name: value for name, value in vars(args).items() if name in names}
+
+
+def with_overrides(config: TrainConfig, **overrides: Any) -> TrainConfig:
+    """A validated copy of ``config`` with some fields changed."""
+    return replace(config, **overrides)

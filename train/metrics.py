@@ -1,0 +1,54 @@
+"""Throughput numbers for the training log: FLOPs per token, model FLOPs utilisation (MFU), memory.
+
+FLOPs per token (Kaplan et al. 2020, appendix B of the PaLM paper): a matmul with an (m, n) weight costs 2·m·n
+FLOPs per token forward and twice that backward, so the N weights cost 6·N; attention's score and value matmuls
+add 2 · 2 · T · C per layer forward, 12·L·T·C forward + backward:
+
+    flops_per_token = 6 · N + 12 · L · T · C
+
+MFU = achieved FLOPs/s ÷ the accelerator's peak (dense bf16 tensor-core FLOPs/s, from the vendor's data sheet).
+"""
+from __future__ import annotations
+
+import resource
+import sys
+
+import torch
+
+# Dense (no sparsity) bf16 tensor-core peak, FLOPs/s. The first matching key wins, so specific names come first.
+PEAK_BF16_FLOPS: list[tuple[str, float]] = [
+    ("H100 PCIe", 756e12),
+    ("H100", 989e12),  # SXM / HBM3
+    ("H200", 989e12),
+    ("GH200", 989e12),
+    ("B200", 2250e12),
+    ("A100", 312e12),
+    ("L40S", 362e12),
+    ("L4", 121e12),
+    ("A10", 125e12),
+    ("RTX 4090", 165e12),
+]
+
+
+def peak_flops(device: torch.device) -> float | None:
+    """The peak bf16 FLOPs/s of ``device`` from :data:`PEAK_BF16_FLOPS`, or None (CPU, unknown GPU)."""
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    for key, flops in PEAK_BF16_FLOPS:
+        if key in name:
+            return flops
+    return None
+
+
+def flops_per_token(num_params: int, num_layers: int, block_size: int, emb_dim: int) -> float:
+    """Training FLOPs per token: 6·N + 12·L·T·C (see the module docstring)."""
+    return 6 * num_params + 12 * num_layers * block_size * emb_dim
+
+
+def memory_mb(device: torch.device) -> float:
+    """Peak memory in MiB: allocated tensors on CUDA, the process's peak resident set on CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
