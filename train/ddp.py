@@ -1,0 +1,118 @@
+"""Distributed data parallel (DDP) training, launched with ``torchrun``.
+
+``torchrun --nproc_per_node=8 -m scratchformers train --preset gpt2-owt`` starts 8 processes and tells each who
+it is through environment variables: ``RANK`` (0 … world_size − 1, over all machines), ``LOCAL_RANK`` (which GPU
+on this machine) and ``WORLD_SIZE``. Every process holds a full copy of the model, draws its own batches and
+computes its own gradients; ``DistributedDataParallel`` averages the gradients over all processes during
+``backward()`` (an all-reduce, NCCL between GPUs, gloo between CPU processes), so after ``optimizer.step()`` every
+copy holds the same weights.
+
+With gradient accumulation only the last micro-step needs the average: inside ``model.no_sync()`` DDP skips
+the all-reduce and just accumulates locally, saving ``grad_accum_steps − 1`` rounds of communication per step.
+Process 0 (the "main" process) alone logs, evaluates and writes checkpoints.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+
+@dataclass(frozen=True)
+class DistContext:
+    """Who this process is: its rank among ``world_size`` processes and the device it trains on."""
+
+    rank: int = 0
+    local_rank: int = 0
+    world_size: int = 1
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"auto"`` → ``cuda`` when available, else ``cpu``; anything else as given."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def setup_distributed(device: str = "auto") -> DistContext:
+    """Join the process group when launched by ``torchrun`` (``RANK`` is set); otherwise a single process.
+
+    Each DDP process on a GPU machine takes the GPU ``cuda:LOCAL_RANK``; the backend is NCCL on GPU, gloo on CPU.
+    """
+    base = resolve_device(device)
+    if "RANK" not in os.environ:
+        return DistContext(device=base)
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", 0))
+    world_size = int(os.environ["WORLD_SIZE"])
+    if base.type == "cuda":
+        base = torch.device("cuda", local_rank)
+        torch.cuda.set_device(base)
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if base.type == "cuda" else "gloo", rank=rank, world_size=world_size)
+    return DistContext(rank=rank, local_rank=local_rank, world_size=world_size, device=base)
+
+
+def cleanup_distributed(ctx: DistContext) -> None:
+    """Leave the process group (a no-op for a single process)."""
+    if ctx.enabled and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def wrap_model(model: nn.Module, ctx: DistContext) -> nn.Module:
+    """``DistributedDataParallel(model)`` in a DDP run, the model itself otherwise."""
+    if not ctx.enabled:
+        return model
+    device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The plain model inside DDP and ``torch.compile`` wrappers (whose ``state_dict`` keys are the clean ones)."""
+    if isinstance(model, nn.parallel.DistributedDataParallel):
+        model = model.module
+    return getattr(model, "_orig_mod", model)
+
+
+def maybe_no_sync(model: nn.Module, skip_sync: bool) -> contextlib.AbstractContextManager:
+    """``model.no_sync()`` when ``skip_sync`` and the model is DDP-wrapped: gradients accumulate locally and
+    are not all-reduced on this backward pass."""
+    if skip_sync and isinstance(model, nn.parallel.DistributedDataParallel):
+        return model.no_sync()
+    return contextlib.nullcontext()
+
+
+def all_reduce_sum(tensor: torch.Tensor, ctx: DistContext) -> torch.Tensor:
+    """Sum ``tensor`` over all processes, in place (unchanged for a single process)."""
+    if ctx.enabled:
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
+
+
+def barrier(ctx: DistContext) -> None:
+    """Wait until every process reaches this point."""
+    if ctx.enabled:
+        dist.barrier()
+
+
+@contextlib.contextmanager
+def main_process_first(ctx: DistContext) -> Iterator[None]:
+    """Run the block on process 0 first, then on the others (e.g. prepare the data once, then read it)."""
+    if not ctx.is_main:
+        barrier(ctx)
+    yield
+    if ctx.is_main:
+        barrier(ctx)
