@@ -183,7 +183,8 @@ def generate(
 
     ``prompt`` may be a string (encoded with ``tokenizer``, by default GPT-2's; the result is the prompt followed
     by the decoded continuation), a list of token ids (returns the list extended) or an integer tensor of shape
-    (T,) or (B, T) (returns the same shape with T + max_new_tokens columns; each row is sampled independently).
+    (T,) or (B, T) (returns int64 ids of the same shape with T + max_new_tokens columns; rows are sampled
+    independently).
 
     ``temperature`` divides the logits (0 = greedy argmax, ``top_k``/``top_p`` then play no role); ``top_k``
     keeps the k most likely tokens; ``top_p`` keeps the nucleus of probability ≥ p; both may be combined (k first).
