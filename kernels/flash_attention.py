@@ -1,0 +1,476 @@
+"""Flash attention (forward and backward) in Triton.
+
+Attention is ``O = softmax(S) V`` with scores ``S = scale * Q Kᵀ``. Written naively it builds the (Tq, Tk) matrices
+S and P = softmax(S) in GPU memory (HBM), reads them back, and for the backward stores P as well. At T = 1024 that is
+a million numbers per head, and attention becomes bound by memory traffic, not by arithmetic. Flash attention never
+materialises S or P: it walks over K and V in tiles small enough to stay in on-chip SRAM/registers.
+
+Forward: the online softmax
+---------------------------
+One program owns a block of BLOCK_M query rows and keeps, per row, three running quantities while it streams key/value
+blocks of BLOCK_N rows:
+
+    m_i  the largest score seen so far
+    l_i  the sum of exp(s - m_i) over the keys seen so far
+    acc  the sum of exp(s - m_i) * v over the keys seen so far           (BLOCK_M, D)
+
+For a new block of scores s (BLOCK_M, BLOCK_N):
+
+    m_new = max(m_i, rowmax(s))
+    alpha = exp(m_i - m_new)                 # rescales what was accumulated against the old maximum
+    p     = exp(s - m_new)
+    l_i   = alpha * l_i + rowsum(p)
+    acc   = alpha * acc + p @ V_block
+
+and at the end ``O = acc / l_i``. This is exact (not an approximation): subtracting a different maximum only multiplies
+numerator and denominator by the same factor. We work in base 2 (``exp2`` is a single instruction) by folding
+``log2(e)`` into the score scale.
+
+The forward also saves one number per query row, the log-sum-exp ``LSE_i = m_i + log2(l_i)`` (base 2). With it the
+backward can rebuild any tile of P exactly as ``P = exp2(S·log2e - LSE)`` without a second pass over the keys, so
+nothing of size Tq × Tk is ever stored.
+
+Backward
+--------
+With dP = dO Vᵀ, the softmax gradient is ``dS = P ⊙ (dP - rowsum(P ⊙ dP))``. The row sum looks like it needs a full
+row of P, but ``rowsum(P ⊙ dP)_i = Σ_j P_ij (dO_i · V_j) = dO_i · O_i``: a cheap per-row dot product, precomputed
+once into ``Delta_i = rowsum(dO ⊙ O)`` by a small kernel. Then
+
+    dV = Pᵀ dO          dK = scale · dSᵀ Q          dQ = scale · dS K
+
+Two kernels compute these without atomics: one program per key block walks over the query blocks and accumulates
+dK and dV; another, per query block, walks over the key blocks and accumulates dQ. Both recompute the P tile from Q,
+K and the saved LSE (cheap arithmetic instead of expensive memory).
+
+Masks
+-----
+* Causal, bottom-right aligned: query i sits at absolute position ``Tk - Tq + i`` and sees keys j <= that position.
+  With Tq == Tk this is the usual lower triangle; with Tq == 1 it is the KV-cache decoding step.
+* Key padding: per-sequence key lengths (right padding) hide keys j >= length.
+Key blocks that lie entirely outside the visible region are skipped (the loop bounds stop early); blocks that lie
+entirely inside are processed without any masking; only the blocks that straddle a boundary pay for ``tl.where``.
+A row that sees no key at all gets output 0, LSE = +inf (so every recomputed P is 0) and zero gradients.
+
+Dropout
+-------
+Dropout zeroes probabilities after the softmax normalisation: ``O = (P ⊙ Z / (1 - p)) V`` with Z ~ Bernoulli(1 - p).
+Z is never stored: element (i, j) of head (b, h) is drawn with ``tl.rand(seed_bh, i * Tk + j)`` (Philox, counter
+based), so the backward regenerates exactly the same mask from the same seed. The key of the generator combines the
+per-call seed and the head index. The normaliser l_i is summed before dropping, and Delta = rowsum(dO ⊙ O) still
+equals rowsum(P ⊙ dP) once dP is taken through the same mask.
+
+Head dimension
+--------------
+Tiles need a power-of-two head dimension of at least 16 (a ``tl.dot`` constraint). Other head dimensions <= 128 are
+zero-padded on the host: zero columns change neither Q Kᵀ nor the useful columns of the output.
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+import triton
+import triton.language as tl
+
+INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
+MAX_HEAD_DIM = 128
+LOG2E = 1.4426950408889634
+
+
+def _configs(block_pairs: list[tuple[int, int, int, int]]) -> list[triton.Config]:
+    """Autotuning candidates (BLOCK_M, BLOCK_N, num_warps, num_stages); one small fixed tile under the interpreter."""
+    if INTERPRET:
+        return [triton.Config({"BLOCK_M": 16, "BLOCK_N": 16}, num_warps=4, num_stages=1)]
+    return [triton.Config({"BLOCK_M": m, "BLOCK_N": n}, num_warps=w, num_stages=s) for m, n, w, s in block_pairs]
+
+
+# Candidates for H100 (head dim 64-128); the autotuner drops the ones that run out of shared memory.
+_FWD_CONFIGS = _configs([(128, 64, 4, 3), (128, 64, 8, 3), (128, 128, 8, 3), (64, 64, 4, 3), (64, 32, 4, 4),
+                         (16, 64, 4, 3)])
+_BWD_KV_CONFIGS = _configs([(32, 128, 4, 3), (64, 128, 8, 3), (32, 64, 4, 3), (64, 64, 4, 3), (16, 64, 4, 3)])
+_BWD_Q_CONFIGS = _configs([(128, 32, 4, 3), (128, 64, 8, 3), (64, 64, 4, 3), (64, 32, 4, 4), (16, 64, 4, 3)])
+# Retune only when head dim, masking mode or the power-of-two bucket of a sequence length changes: during
+# generation Tk grows by one per step, and tuning at every new length would cost far more than it saves.
+_TUNE_KEY = ["Q_BUCKET", "K_BUCKET", "HEAD_DIM", "CAUSAL", "HAS_LENS", "DROPOUT"]
+
+
+@triton.jit
+def _keep_mask(seed_bh, offs_m, offs_n, Tk, dropout_p):
+    """Bernoulli(1 - dropout_p) keep mask for the (BLOCK_M, BLOCK_N) tile, reproducible from (seed, head, i, j)."""
+    return tl.rand(seed_bh, offs_m[:, None] * Tk + offs_n[None, :]) >= dropout_p
+
+
+@triton.jit
+def _visible(offs_m, offs_n, key_len, q_shift, CAUSAL: tl.constexpr):
+    """(BLOCK_M, BLOCK_N) mask of the (query, key) pairs that may attend: key inside the length, causal order."""
+    visible = offs_n[None, :] < key_len
+    if CAUSAL:
+        visible = visible & (offs_n[None, :] <= q_shift + offs_m[:, None])
+    return visible
+
+
+@triton.jit
+def _fwd_inner(acc, l_i, m_i, q, k_base, v_base, stride_kt, stride_vt, offs_m, offs_d, lo, hi, key_len, q_shift,
+               Tk, qk_scale, seed_bh, dropout_p,
+               BLOCK_N: tl.constexpr, CAUSAL: tl.constexpr, MASKED: tl.constexpr, DROPOUT: tl.constexpr,
+               DOT_PREC: tl.constexpr):
+    """Online-softmax update of (acc, l_i, m_i) with the key blocks starting in [lo, hi)."""
+    for start_n in range(lo, hi, BLOCK_N):
+        offs_n = start_n + tl.arange(0, BLOCK_N)
+        if MASKED:
+            k = tl.load(k_base + offs_n[:, None] * stride_kt + offs_d[None, :], mask=offs_n[:, None] < key_len,
+                        other=0.0)
+            v = tl.load(v_base + offs_n[:, None] * stride_vt + offs_d[None, :], mask=offs_n[:, None] < key_len,
+                        other=0.0)
+        else:
+            k = tl.load(k_base + offs_n[:, None] * stride_kt + offs_d[None, :])
+            v = tl.load(v_base + offs_n[:, None] * stride_vt + offs_d[None, :])
+        s = tl.dot(q, tl.trans(k), input_precision=DOT_PREC) * qk_scale  # (BLOCK_M, BLOCK_N), base-2 logits
+        if MASKED:
+            s = tl.where(_visible(offs_m, offs_n, key_len, q_shift, CAUSAL), s, float("-inf"))
+        m_new = tl.maximum(m_i, tl.max(s, 1))
+        # A row with nothing visible yet has m_new = -inf; subtracting 0 instead keeps exp2(-inf) = 0, not NaN.
+        m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
+        p = tl.math.exp2(s - m_safe[:, None])
+        alpha = tl.math.exp2(m_i - m_safe)
+        l_i = l_i * alpha + tl.sum(p, 1)
+        if DROPOUT:
+            p = tl.where(_keep_mask(seed_bh, offs_m, offs_n, Tk, dropout_p), p, 0.0)
+        acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision=DOT_PREC)
+        m_i = m_new
+    return acc, l_i, m_i
+
+
+@triton.jit
+def _key_range(start_m, key_len, q_shift, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, CAUSAL: tl.constexpr):
+    """Keys [0, full) are visible to every row of the query block; keys [full, hi) only to some (need masking)."""
+    if CAUSAL:
+        full = tl.minimum(key_len, q_shift + start_m + 1)
+        hi = tl.minimum(key_len, q_shift + start_m + BLOCK_M)
+    else:
+        full = key_len
+        hi = key_len
+    full = (tl.maximum(full, 0) // BLOCK_N) * BLOCK_N
+    hi = tl.maximum(hi, 0)
+    return full, hi
+
+
+@triton.autotune(configs=_FWD_CONFIGS, key=_TUNE_KEY)
+@triton.jit
+def _attn_fwd(Q, K, V, O, LSE, LENS, SEED,
+              stride_qb, stride_qh, stride_qt, stride_kb, stride_kh, stride_kt,
+              stride_vb, stride_vh, stride_vt, stride_ob, stride_oh, stride_ot,
+              H, Tq, Tk, Q_BUCKET, K_BUCKET, qk_scale, dropout_p,
+              HEAD_DIM: tl.constexpr, CAUSAL: tl.constexpr, HAS_LENS: tl.constexpr, DROPOUT: tl.constexpr,
+              DOT_PREC: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    start_m = tl.program_id(0) * BLOCK_M
+    bh = tl.program_id(1)
+    b = (bh // H).to(tl.int64)
+    h = (bh % H).to(tl.int64)
+    offs_m = start_m + tl.arange(0, BLOCK_M)
+    offs_d = tl.arange(0, HEAD_DIM)
+    q_shift = Tk - Tq  # bottom-right causal alignment: query i sits at absolute position q_shift + i
+    key_len = Tk
+    if HAS_LENS:
+        key_len = tl.load(LENS + b)
+    seed_bh = 0
+    if DROPOUT:
+        seed_bh = tl.load(SEED) + (bh.to(tl.int64) << 32)
+
+    q = tl.load(Q + b * stride_qb + h * stride_qh + offs_m[:, None] * stride_qt + offs_d[None, :],
+                mask=offs_m[:, None] < Tq, other=0.0)
+    m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
+    l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
+    acc = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
+    k_base = K + b * stride_kb + h * stride_kh
+    v_base = V + b * stride_vb + h * stride_vh
+
+    full, hi = _key_range(start_m, key_len, q_shift, BLOCK_M, BLOCK_N, CAUSAL)
+    acc, l_i, m_i = _fwd_inner(acc, l_i, m_i, q, k_base, v_base, stride_kt, stride_vt, offs_m, offs_d, 0, full,
+                               key_len, q_shift, Tk, qk_scale, seed_bh, dropout_p,
+                               BLOCK_N, CAUSAL, False, DROPOUT, DOT_PREC)
+    acc, l_i, m_i = _fwd_inner(acc, l_i, m_i, q, k_base, v_base, stride_kt, stride_vt, offs_m, offs_d, full, hi,
+                               key_len, q_shift, Tk, qk_scale, seed_bh, dropout_p,
+                               BLOCK_N, CAUSAL, True, DROPOUT, DOT_PREC)
+
+    empty = l_i == 0.0  # rows that saw no key
+    out = acc / tl.where(empty, 1.0, l_i)[:, None]
+    if DROPOUT:
+        out = out / (1.0 - dropout_p)
+    lse = tl.where(empty, float("inf"), m_i + tl.math.log2(tl.where(empty, 1.0, l_i)))
+    tl.store(O + b * stride_ob + h * stride_oh + offs_m[:, None] * stride_ot + offs_d[None, :],
+             out.to(O.dtype.element_ty), mask=offs_m[:, None] < Tq)
+    tl.store(LSE + bh * Tq + offs_m, lse, mask=offs_m < Tq)
+
+
+@triton.jit
+def _attn_bwd_delta(O, DO, DELTA, stride_ob, stride_oh, stride_ot, stride_dob, stride_doh, stride_dot, H, Tq,
+                    HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr):
+    """Delta_i = rowsum(dO_i ⊙ O_i), the softmax-backward row term (see the module docstring)."""
+    bh = tl.program_id(1)
+    b = (bh // H).to(tl.int64)
+    h = (bh % H).to(tl.int64)
+    offs_m = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_d = tl.arange(0, HEAD_DIM)
+    row = offs_m[:, None] < Tq
+    o = tl.load(O + b * stride_ob + h * stride_oh + offs_m[:, None] * stride_ot + offs_d[None, :], mask=row, other=0.0)
+    do = tl.load(DO + b * stride_dob + h * stride_doh + offs_m[:, None] * stride_dot + offs_d[None, :], mask=row,
+                 other=0.0)
+    delta = tl.sum(o.to(tl.float32) * do.to(tl.float32), axis=1)
+    tl.store(DELTA + bh * Tq + offs_m, delta, mask=offs_m < Tq)
+
+
+@triton.jit
+def _bwd_kv_inner(dk, dv, k, v, q_base, do_base, lse_base, delta_base, stride_qt, stride_dot, offs_n, offs_d, lo, hi,
+                  Tq, Tk, key_len, q_shift, qk_scale, seed_bh, dropout_p,
+                  BLOCK_M: tl.constexpr, CAUSAL: tl.constexpr, MASKED: tl.constexpr, DROPOUT: tl.constexpr,
+                  DOT_PREC: tl.constexpr):
+    """Accumulate dK, dV of one key block over the query blocks starting in [lo, hi).
+
+    Works on transposed tiles (keys along rows) so that K and V are used as loaded. Query rows past Tq load
+    LSE = +inf, which makes their recomputed probabilities exactly 0.
+    """
+    for start_m in range(lo, hi, BLOCK_M):
+        offs_m = start_m + tl.arange(0, BLOCK_M)
+        row = offs_m < Tq
+        qT = tl.load(q_base + offs_m[None, :] * stride_qt + offs_d[:, None], mask=row[None, :], other=0.0)
+        do = tl.load(do_base + offs_m[:, None] * stride_dot + offs_d[None, :], mask=row[:, None], other=0.0)
+        lse = tl.load(lse_base + offs_m, mask=row, other=float("inf"))
+        delta = tl.load(delta_base + offs_m, mask=row, other=0.0)
+        sT = tl.dot(k, qT, input_precision=DOT_PREC) * qk_scale  # (BLOCK_N, BLOCK_M)
+        pT = tl.math.exp2(sT - lse[None, :])
+        if MASKED:
+            pT = tl.where(tl.trans(_visible(offs_m, offs_n, key_len, q_shift, CAUSAL)), pT, 0.0)
+        dpT = tl.dot(v, tl.trans(do), input_precision=DOT_PREC)  # dP = dO Vᵀ, transposed
+        if DROPOUT:
+            keepT = tl.trans(_keep_mask(seed_bh, offs_m, offs_n, Tk, dropout_p))
+            dv += tl.dot(tl.where(keepT, pT / (1.0 - dropout_p), 0.0).to(do.dtype), do, input_precision=DOT_PREC)
+            dpT = tl.where(keepT, dpT / (1.0 - dropout_p), 0.0)
+        else:
+            dv += tl.dot(pT.to(do.dtype), do, input_precision=DOT_PREC)
+        dsT = pT * (dpT - delta[None, :])
+        dk += tl.dot(dsT.to(qT.dtype), tl.trans(qT), input_precision=DOT_PREC)
+    return dk, dv
+
+
+@triton.autotune(configs=_BWD_KV_CONFIGS, key=_TUNE_KEY)
+@triton.jit
+def _attn_bwd_kv(Q, K, V, DO, DK, DV, LSE, DELTA, LENS, SEED,
+                 stride_qb, stride_qh, stride_qt, stride_kb, stride_kh, stride_kt,
+                 stride_vb, stride_vh, stride_vt, stride_dob, stride_doh, stride_dot,
+                 stride_dkb, stride_dkh, stride_dkt, stride_dvb, stride_dvh, stride_dvt,
+                 H, Tq, Tk, Q_BUCKET, K_BUCKET, qk_scale, sm_scale, dropout_p,
+                 HEAD_DIM: tl.constexpr, CAUSAL: tl.constexpr, HAS_LENS: tl.constexpr, DROPOUT: tl.constexpr,
+                 DOT_PREC: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    start_n = tl.program_id(0) * BLOCK_N
+    bh = tl.program_id(1)
+    b = (bh // H).to(tl.int64)
+    h = (bh % H).to(tl.int64)
+    offs_n = start_n + tl.arange(0, BLOCK_N)
+    offs_d = tl.arange(0, HEAD_DIM)
+    q_shift = Tk - Tq
+    key_len = Tk
+    if HAS_LENS:
+        key_len = tl.load(LENS + b)
+    seed_bh = 0
+    if DROPOUT:
+        seed_bh = tl.load(SEED) + (bh.to(tl.int64) << 32)
+
+    dk = tl.zeros([BLOCK_N, HEAD_DIM], dtype=tl.float32)
+    dv = tl.zeros([BLOCK_N, HEAD_DIM], dtype=tl.float32)
+    if start_n < key_len:  # blocks past the key length get zero gradients
+        key = offs_n[:, None] < key_len
+        k = tl.load(K + b * stride_kb + h * stride_kh + offs_n[:, None] * stride_kt + offs_d[None, :], mask=key,
+                    other=0.0)
+        v = tl.load(V + b * stride_vb + h * stride_vh + offs_n[:, None] * stride_vt + offs_d[None, :], mask=key,
+                    other=0.0)
+        # Query blocks before `lo` see none of these keys; from `mid` on they see all of them (no mask needed).
+        lo = 0
+        mid = 0
+        if CAUSAL:
+            lo = (tl.maximum(start_n - q_shift, 0) // BLOCK_M) * BLOCK_M
+            mid = tl.cdiv(tl.maximum(start_n + BLOCK_N - 1 - q_shift, 0), BLOCK_M) * BLOCK_M
+        # A block that straddles the key length needs the mask against every query block.
+        mid = tl.where(start_n + BLOCK_N > key_len, Tq, tl.minimum(mid, Tq))
+        q_base = Q + b * stride_qb + h * stride_qh
+        do_base = DO + b * stride_dob + h * stride_doh
+        lse_base = LSE + bh * Tq
+        delta_base = DELTA + bh * Tq
+        dk, dv = _bwd_kv_inner(dk, dv, k, v, q_base, do_base, lse_base, delta_base, stride_qt, stride_dot, offs_n,
+                               offs_d, lo, mid, Tq, Tk, key_len, q_shift, qk_scale, seed_bh, dropout_p,
+                               BLOCK_M, CAUSAL, True, DROPOUT, DOT_PREC)
+        dk, dv = _bwd_kv_inner(dk, dv, k, v, q_base, do_base, lse_base, delta_base, stride_qt, stride_dot, offs_n,
+                               offs_d, mid, Tq, Tq, Tk, key_len, q_shift, qk_scale, seed_bh, dropout_p,
+                               BLOCK_M, CAUSAL, False, DROPOUT, DOT_PREC)
+    inside = offs_n[:, None] < Tk
+    tl.store(DK + b * stride_dkb + h * stride_dkh + offs_n[:, None] * stride_dkt + offs_d[None, :],
+             (dk * sm_scale).to(DK.dtype.element_ty), mask=inside)
+    tl.store(DV + b * stride_dvb + h * stride_dvh + offs_n[:, None] * stride_dvt + offs_d[None, :],
+             dv.to(DV.dtype.element_ty), mask=inside)
+
+
+@triton.jit
+def _bwd_q_inner(dq, q, do, lse, delta, k_base, v_base, stride_kt, stride_vt, offs_m, offs_d, lo, hi, Tk, key_len,
+                 q_shift, qk_scale, seed_bh, dropout_p,
+                 BLOCK_N: tl.constexpr, CAUSAL: tl.constexpr, MASKED: tl.constexpr, DROPOUT: tl.constexpr,
+                 DOT_PREC: tl.constexpr):
+    """Accumulate dQ of one query block over the key blocks starting in [lo, hi)."""
+    for start_n in range(lo, hi, BLOCK_N):
+        offs_n = start_n + tl.arange(0, BLOCK_N)
+        if MASKED:
+            k = tl.load(k_base + offs_n[:, None] * stride_kt + offs_d[None, :], mask=offs_n[:, None] < key_len,
+                        other=0.0)
+            v = tl.load(v_base + offs_n[:, None] * stride_vt + offs_d[None, :], mask=offs_n[:, None] < key_len,
+                        other=0.0)
+        else:
+            k = tl.load(k_base + offs_n[:, None] * stride_kt + offs_d[None, :])
+            v = tl.load(v_base + offs_n[:, None] * stride_vt + offs_d[None, :])
+        s = tl.dot(q, tl.trans(k), input_precision=DOT_PREC) * qk_scale
+        p = tl.math.exp2(s - lse[:, None])
+        if MASKED:
+            p = tl.where(_visible(offs_m, offs_n, key_len, q_shift, CAUSAL), p, 0.0)
+        dp = tl.dot(do, tl.trans(v), input_precision=DOT_PREC)
+        if DROPOUT:
+            dp = tl.where(_keep_mask(seed_bh, offs_m, offs_n, Tk, dropout_p), dp / (1.0 - dropout_p), 0.0)
+        ds = p * (dp - delta[:, None])
+        dq += tl.dot(ds.to(k.dtype), k, input_precision=DOT_PREC)
+    return dq
+
+
+@triton.autotune(configs=_BWD_Q_CONFIGS, key=_TUNE_KEY)
+@triton.jit
+def _attn_bwd_q(Q, K, V, DO, DQ, LSE, DELTA, LENS, SEED,
+                stride_qb, stride_qh, stride_qt, stride_kb, stride_kh, stride_kt,
+                stride_vb, stride_vh, stride_vt, stride_dob, stride_doh, stride_dot,
+                stride_dqb, stride_dqh, stride_dqt,
+                H, Tq, Tk, Q_BUCKET, K_BUCKET, qk_scale, sm_scale, dropout_p,
+                HEAD_DIM: tl.constexpr, CAUSAL: tl.constexpr, HAS_LENS: tl.constexpr, DROPOUT: tl.constexpr,
+                DOT_PREC: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    start_m = tl.program_id(0) * BLOCK_M
+    bh = tl.program_id(1)
+    b = (bh // H).to(tl.int64)
+    h = (bh % H).to(tl.int64)
+    offs_m = start_m + tl.arange(0, BLOCK_M)
+    offs_d = tl.arange(0, HEAD_DIM)
+    q_shift = Tk - Tq
+    key_len = Tk
+    if HAS_LENS:
+        key_len = tl.load(LENS + b)
+    seed_bh = 0
+    if DROPOUT:
+        seed_bh = tl.load(SEED) + (bh.to(tl.int64) << 32)
+
+    row = offs_m < Tq
+    q = tl.load(Q + b * stride_qb + h * stride_qh + offs_m[:, None] * stride_qt + offs_d[None, :], mask=row[:, None],
+                other=0.0)
+    do = tl.load(DO + b * stride_dob + h * stride_doh + offs_m[:, None] * stride_dot + offs_d[None, :],
+                 mask=row[:, None], other=0.0)
+    lse = tl.load(LSE + bh * Tq + offs_m, mask=row, other=float("inf"))
+    delta = tl.load(DELTA + bh * Tq + offs_m, mask=row, other=0.0)
+    dq = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
+    k_base = K + b * stride_kb + h * stride_kh
+    v_base = V + b * stride_vb + h * stride_vh
+
+    full, hi = _key_range(start_m, key_len, q_shift, BLOCK_M, BLOCK_N, CAUSAL)
+    dq = _bwd_q_inner(dq, q, do, lse, delta, k_base, v_base, stride_kt, stride_vt, offs_m, offs_d, 0, full, Tk,
+                      key_len, q_shift, qk_scale, seed_bh, dropout_p, BLOCK_N, CAUSAL, False, DROPOUT, DOT_PREC)
+    dq = _bwd_q_inner(dq, q, do, lse, delta, k_base, v_base, stride_kt, stride_vt, offs_m, offs_d, full, hi, Tk,
+                      key_len, q_shift, qk_scale, seed_bh, dropout_p, BLOCK_N, CAUSAL, True, DROPOUT, DOT_PREC)
+    tl.store(DQ + b * stride_dqb + h * stride_dqh + offs_m[:, None] * stride_dqt + offs_d[None, :],
+             (dq * sm_scale).to(DQ.dtype.element_ty), mask=row[:, None])
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Host side
+# ----------------------------------------------------------------------------------------------------------------------
+
+def _padded_head_dim(d: int) -> int:
+    return max(16, triton.next_power_of_2(d))
+
+
+def _prepare(x: torch.Tensor) -> torch.Tensor:
+    """Zero-pad the head dim to a power of two >= 16 and make it the unit-stride dim (other strides are free)."""
+    d = x.shape[-1]
+    d_pad = _padded_head_dim(d)
+    if d_pad != d:
+        return torch.nn.functional.pad(x, (0, d_pad - d))
+    return x if x.stride(-1) == 1 else x.contiguous()
+
+
+def _strides(x: torch.Tensor) -> tuple[int, int, int]:
+    return x.stride(0), x.stride(1), x.stride(2)
+
+
+def _flags(q: torch.Tensor, key_lens: torch.Tensor | None, causal: bool, dropout_p: float) -> dict:
+    """Compile-time switches shared by the kernels. Half-precision tiles go to the tensor cores; float32 inputs use
+    exact fp32 dots (not TF32), so the fp32 path matches a float32 reference to rounding."""
+    return dict(HEAD_DIM=q.shape[-1], CAUSAL=causal, HAS_LENS=key_lens is not None, DROPOUT=dropout_p > 0.0,
+                DOT_PREC="ieee" if q.dtype == torch.float32 else "tf32")
+
+
+def _interpreted_bf16(x: torch.Tensor) -> bool:
+    """The Triton interpreter gets bfloat16 wrong (its arithmetic, and fp32 -> bf16 stores, which it truncates); GPUs
+    get it right. Under the interpreter, bf16 calls run the fp32 kernels on upcast copies and torch rounds back."""
+    return INTERPRET and x.dtype == torch.bfloat16
+
+
+def attention_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_lens: torch.Tensor | None, causal: bool,
+                      scale: float, dropout_p: float = 0.0, seed: torch.Tensor | None = None
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Launch the forward kernel.
+
+    q: (B, H, Tq, D); k, v: (B, H, Tk, D), same dtype and device, D <= 128; key_lens: int32 (B,) or None;
+    seed: int64 (1,) on the device, required when dropout_p > 0.
+    Returns O (B, H, Tq, D) contiguous, in q's dtype, and LSE (B, H, Tq) float32 in base 2 (+inf for empty rows).
+    """
+    if _interpreted_bf16(q):
+        out, lse = attention_forward(q.float(), k.float(), v.float(), key_lens, causal, scale, dropout_p, seed)
+        return out.to(q.dtype), lse
+    B, H, Tq, D = q.shape
+    Tk = k.shape[2]
+    qp, kp, vp = _prepare(q), _prepare(k), _prepare(v)
+    out = torch.empty(qp.shape, dtype=q.dtype, device=q.device)
+    lse = torch.empty((B, H, Tq), dtype=torch.float32, device=q.device)
+    grid = lambda meta: (triton.cdiv(Tq, meta["BLOCK_M"]), B * H)  # noqa: E731
+    _attn_fwd[grid](qp, kp, vp, out, lse, key_lens, seed, *_strides(qp), *_strides(kp), *_strides(vp),
+                    *_strides(out), H, Tq, Tk, triton.next_power_of_2(Tq), triton.next_power_of_2(Tk),
+                    scale * LOG2E, dropout_p, **_flags(qp, key_lens, causal, dropout_p))
+    if out.shape[-1] != D:
+        out = out[..., :D].contiguous()
+    return out, lse
+
+
+def attention_backward(do: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor,
+                       lse: torch.Tensor, key_lens: torch.Tensor | None, causal: bool, scale: float,
+                       dropout_p: float = 0.0, seed: torch.Tensor | None = None
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Launch the backward kernels; returns contiguous (dQ, dK, dV) in the dtypes of (q, k, v)."""
+    if _interpreted_bf16(q):
+        grads = attention_backward(do.float(), q.float(), k.float(), v.float(), out.float(), lse, key_lens, causal,
+                                   scale, dropout_p, seed)
+        return tuple(g.to(q.dtype) for g in grads)
+    B, H, Tq, D = q.shape
+    Tk = k.shape[2]
+    qp, kp, vp, op, dop = _prepare(q), _prepare(k), _prepare(v), _prepare(out), _prepare(do)
+    delta = torch.empty((B, H, Tq), dtype=torch.float32, device=q.device)
+    block = 16 if INTERPRET else 64
+    _attn_bwd_delta[(triton.cdiv(Tq, block), B * H)](op, dop, delta, *_strides(op), *_strides(dop), H, Tq,
+                                                     HEAD_DIM=qp.shape[-1], BLOCK_M=block)
+    dq = torch.empty(qp.shape, dtype=q.dtype, device=q.device)
+    dk = torch.empty(kp.shape, dtype=k.dtype, device=k.device)
+    dv = torch.empty(vp.shape, dtype=v.dtype, device=v.device)
+    flags = _flags(qp, key_lens, causal, dropout_p)
+    buckets = (triton.next_power_of_2(Tq), triton.next_power_of_2(Tk))
+    common = (H, Tq, Tk, *buckets, scale * LOG2E, scale, dropout_p)
+    kv_grid = lambda meta: (triton.cdiv(Tk, meta["BLOCK_N"]), B * H)  # noqa: E731
+    _attn_bwd_kv[kv_grid](qp, kp, vp, dop, dk, dv, lse, delta, key_lens, seed, *_strides(qp), *_strides(kp),
+                          *_strides(vp), *_strides(dop), *_strides(dk), *_strides(dv), *common, **flags)
+    q_grid = lambda meta: (triton.cdiv(Tq, meta["BLOCK_M"]), B * H)  # noqa: E731
+    _attn_bwd_q[q_grid](qp, kp, vp, dop, dq, lse, delta, key_lens, seed, *_strides(qp), *_strides(kp),
+                        *_strides(vp), *_strides(dop), *_strides(dq), *common, **flags)
+    if qp.shape[-1] != D:
+        dq, dk, dv = (g[..., :D].contiguous() for g in (dq, dk, dv))
+    return dq, dk, dv
+
+
+__all__ = ["attention_forward", "attention_backward", "MAX_HEAD_DIM", "INTERPRET"]

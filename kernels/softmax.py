@@ -1,0 +1,116 @@
+"""Fused row softmax (forward and backward) in Triton.
+
+In plain torch, ``softmax(x)`` over the last dim of an (M, N) matrix is several passes over memory: find the row max,
+subtract it and exponentiate, sum, divide, each reading and writing the whole matrix. Here one program loads a tile
+of BLOCK_M whole rows into registers (N padded to a power of two, the padding filled with -inf so it contributes
+exp(-inf) = 0), does all of it on chip, and writes the result once: one read and one write of x, the least possible.
+
+Forward, per row (subtracting the max changes nothing mathematically but keeps exp from overflowing)::
+
+    y = exp(x - max(x)) / sum(exp(x - max(x)))
+
+A row that is entirely -inf (every position masked, e.g. a padded query in masked attention) gives y = 0, not NaN.
+
+Backward: with y = softmax(x) the Jacobian is diag(y) - y yᵀ, so
+
+    dx = y ⊙ (dy - sum(y ⊙ dy))
+
+which again needs one row at a time: one read of y and dy, one write of dx. Arithmetic is float32 whatever the
+storage dtype.
+
+The whole row must fit on chip, which limits N (``MAX_COLS``); attention over longer rows is what the flash kernel is for.
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+import triton
+import triton.language as tl
+
+INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
+MAX_COLS = 32768
+
+
+def _configs() -> list[triton.Config]:
+    """Autotune the number of warps; BLOCK_M (rows per program) is set on the host from the row length."""
+    if INTERPRET:
+        return [triton.Config({}, num_warps=4)]
+    return [triton.Config({}, num_warps=w) for w in (1, 2, 4, 8, 16)]
+
+
+def _rows_per_program(block_n: int) -> int:
+    """Several short rows per program (about 4K elements in flight on a GPU), one long row per program."""
+    if INTERPRET:  # small tiles, but still several rows per program so the row masking is exercised
+        return max(1, min(4, 64 // block_n))
+    return max(1, min(16, 4096 // block_n))
+
+
+@triton.autotune(configs=_configs(), key=["BLOCK_N", "BLOCK_M"])
+@triton.jit
+def _softmax_fwd(X, Y, M, N, stride_x, stride_y, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+    cols = tl.arange(0, BLOCK_N)
+    mask = (rows[:, None] < M) & (cols[None, :] < N)
+    rows = rows.to(tl.int64)
+    x = tl.load(X + rows[:, None] * stride_x + cols[None, :], mask=mask, other=float("-inf")).to(tl.float32)
+    row_max = tl.max(x, axis=1)
+    row_max = tl.where(row_max == float("-inf"), 0.0, row_max)  # all -inf row: exp(-inf - 0) = 0, not NaN
+    e = tl.math.exp(x - row_max[:, None])
+    total = tl.sum(e, axis=1)
+    y = e / tl.where(total == 0.0, 1.0, total)[:, None]
+    tl.store(Y + rows[:, None] * stride_y + cols[None, :], y.to(Y.dtype.element_ty), mask=mask)
+
+
+@triton.autotune(configs=_configs(), key=["BLOCK_N", "BLOCK_M"])
+@triton.jit
+def _softmax_bwd(Y, DY, DX, M, N, stride_y, stride_dy, stride_dx, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+    cols = tl.arange(0, BLOCK_N)
+    mask = (rows[:, None] < M) & (cols[None, :] < N)
+    rows = rows.to(tl.int64)
+    y = tl.load(Y + rows[:, None] * stride_y + cols[None, :], mask=mask, other=0.0).to(tl.float32)
+    dy = tl.load(DY + rows[:, None] * stride_dy + cols[None, :], mask=mask, other=0.0).to(tl.float32)
+    dx = y * (dy - tl.sum(y * dy, axis=1)[:, None])
+    tl.store(DX + rows[:, None] * stride_dx + cols[None, :], dx.to(DX.dtype.element_ty), mask=mask)
+
+
+def _interpreted_bf16(x: torch.Tensor) -> bool:
+    """The Triton interpreter gets bfloat16 wrong (its arithmetic, and fp32 -> bf16 stores, which it truncates); GPUs
+    get it right. Under the interpreter, bf16 calls run the fp32 kernels on upcast copies and torch rounds back."""
+    return INTERPRET and x.dtype == torch.bfloat16
+
+
+def _as_rows(x: torch.Tensor) -> torch.Tensor:
+    """View x as (M, N) rows with unit stride along N (copies only if the last dim is not contiguous)."""
+    x = x if x.stride(-1) == 1 else x.contiguous()
+    return x.reshape(-1, x.shape[-1])
+
+
+def _launch(kernel, tensors: list[torch.Tensor], M: int, N: int) -> None:
+    if M == 0 or N == 0:
+        return
+    block_n = triton.next_power_of_2(N)
+    block_m = _rows_per_program(block_n)
+    kernel[(triton.cdiv(M, block_m),)](*tensors, M, N, *(t.stride(0) for t in tensors), BLOCK_M=block_m,
+                                       BLOCK_N=block_n)
+
+
+def softmax_forward(x: torch.Tensor) -> torch.Tensor:
+    """softmax over the last dim of x (any leading shape, last dim <= MAX_COLS); returns a new tensor like x."""
+    if _interpreted_bf16(x):
+        return softmax_forward(x.float()).to(x.dtype)
+    rows = _as_rows(x)
+    y = torch.empty(rows.shape, dtype=x.dtype, device=x.device)
+    _launch(_softmax_fwd, [rows, y], *rows.shape)
+    return y.view(x.shape)
+
+
+def softmax_backward(y: torch.Tensor, dy: torch.Tensor) -> torch.Tensor:
+    """dx = y ⊙ (dy - rowsum(y ⊙ dy)), given the forward output y and the incoming gradient dy."""
+    if _interpreted_bf16(y):
+        return softmax_backward(y.float(), dy.float()).to(y.dtype)
+    y_rows, dy_rows = _as_rows(y), _as_rows(dy)
+    dx = torch.empty(y_rows.shape, dtype=y.dtype, device=y.device)
+    _launch(_softmax_bwd, [y_rows, dy_rows, dx], *y_rows.shape)
+    return dx.view(y.shape)
