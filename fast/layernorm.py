@@ -1,0 +1,102 @@
+"""Fast LayerNorm: the fused Triton kernels as a differentiable custom op, and an ``nn.Module`` over it.
+
+:class:`LayerNorm` has the reference module's signature and ``state_dict`` keys (``weight``, ``bias``), so either
+path loads the other's checkpoints.
+"""
+from typing import Optional
+
+import torch
+from torch import nn
+
+from scratchformers.fast.runtime import check_fast_available
+
+_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+_MAX_HIDDEN = 8192  # the kernel's limit (scratchformers.kernels.layernorm.MAX_HIDDEN), checked before importing Triton
+
+
+@torch.library.custom_op("scratchformers::layer_norm_forward", mutates_args=())
+def _forward_op(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], eps: float
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    from scratchformers.kernels.layernorm import layernorm_forward
+    return layernorm_forward(x, weight, bias, eps)
+
+
+@_forward_op.register_fake
+def _(x, weight, bias, eps):
+    rows = x.numel() // x.shape[-1]
+    stats = x.new_empty(rows, dtype=torch.float32)
+    return torch.empty_like(x, memory_format=torch.contiguous_format), stats, torch.empty_like(stats)
+
+
+@torch.library.custom_op("scratchformers::layer_norm_backward", mutates_args=())
+def _backward_op(grad_y: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, mean: torch.Tensor, rstd: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    from scratchformers.kernels.layernorm import layernorm_backward
+    return layernorm_backward(grad_y, x, weight, mean, rstd)
+
+
+@_backward_op.register_fake
+def _(grad_y, x, weight, mean, rstd):
+    return torch.empty_like(x, memory_format=torch.contiguous_format), torch.empty_like(weight), torch.empty_like(weight)
+
+
+def _setup_context(ctx, inputs, output) -> None:
+    x, weight, bias, _ = inputs
+    _, mean, rstd = output
+    ctx.save_for_backward(x, weight, mean, rstd)
+    ctx.has_bias = bias is not None
+
+
+def _backward(ctx, grad_y, grad_mean, grad_rstd):
+    x, weight, mean, rstd = ctx.saved_tensors
+    dx, dw, db = _backward_op(grad_y, x, weight, mean, rstd)
+    return dx, dw, (db if ctx.has_bias else None), None
+
+
+_forward_op.register_autograd(_backward, setup_context=_setup_context)
+
+
+def layer_norm(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], eps: float = 1e-5
+               ) -> torch.Tensor:
+    """LayerNorm over the last dim: ``(x - mean) / sqrt(var + eps) * weight + bias`` (biased variance).
+
+    x: (..., N) with N <= 8192; weight, bias: (N,) (bias may be None). Any of float32/float16/bfloat16, mixed dtypes
+    allowed (e.g. bf16 activations with fp32 parameters); statistics in float32. Returns x's shape and dtype.
+    Differentiable wrt x, weight and bias; the weight/bias gradients are reduced across rows deterministically.
+    """
+    if x.dim() == 0:
+        raise ValueError("layer_norm needs at least one dimension")
+    N = x.shape[-1]
+    if N > _MAX_HIDDEN:
+        raise ValueError(f"layer_norm keeps a whole row on chip: hidden size must be <= {_MAX_HIDDEN}; got {N}")
+    for name, t in (("x", x), ("weight", weight), ("bias", bias)):
+        if t is not None and t.dtype not in _DTYPES:
+            raise TypeError(f"layer_norm supports float32/float16/bfloat16; {name} is {t.dtype}")
+        if t is not None and t.device != x.device:
+            raise ValueError(f"{name} is on {t.device} but x is on {x.device}")
+    if weight.shape != (N,) or (bias is not None and bias.shape != (N,)):
+        raise ValueError(f"weight and bias must have shape ({N},) to match x's last dim; got {tuple(weight.shape)} "
+                         f"and {None if bias is None else tuple(bias.shape)}")
+    check_fast_available(x.device)
+    y, _, _ = _forward_op(x, weight, bias, float(eps))
+    return y
+
+
+class LayerNorm(nn.Module):
+    """LayerNorm over the last dim on the fused Triton kernels; same parameters and ``state_dict`` as the reference.
+
+    ``weight`` starts at ones and ``bias`` at zeros; ``bias=False`` drops the bias (as in GPT-2 variants without
+    biases).
+    """
+
+    def __init__(self, normalized_shape: int, eps: float = 1e-5, bias: bool = True) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(normalized_shape))
+        self.bias = nn.Parameter(torch.zeros(normalized_shape)) if bias else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return layer_norm(x, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.weight.shape[0]}, eps={self.eps}, bias={self.bias is not None}"
