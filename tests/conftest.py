@@ -17,6 +17,9 @@ import pytest  # noqa: E402
 
 CUDA = torch.cuda.is_available()
 
+# The test models are tiny: one thread avoids OpenMP hand-off costs that dominate them on a 2-core CI box.
+torch.set_num_threads(1)
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Skip tests marked ``gpu`` cleanly when there is no CUDA device."""
