@@ -24,7 +24,6 @@ from __future__ import annotations
 import os
 import pickle
 import random
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -68,14 +67,15 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise FileNotFoundError(f"no checkpoint at {path}")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as error:
+    except Exception as error:  # a damaged file fails anywhere in the unpickler, with any exception type
+        if isinstance(error, pickle.UnpicklingError) and "global" in str(error):
+            raise CheckpointError(
+                f"{path} holds Python objects other than tensors and plain values, so it is not loaded "
+                "(weights_only=True refuses to run code from a file). Only load checkpoints written by scratchformers."
+            ) from None
         raise CheckpointError(
-            f"{path} holds objects other than tensors and plain values, so it is not loaded (weights_only=True "
-            f"refuses to run code from a file). Only load checkpoints written by scratchformers. ({error})"
-        ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as error:
-        raise CheckpointError(
-            f"{path} is corrupt or truncated and cannot be read ({type(error).__name__}: {error}). "
+            f"{path} is corrupt or truncated and cannot be read ({type(error).__name__}: "
+            f"{str(error).strip().splitlines()[-1] if str(error).strip() else ''}). "
             "Use the other checkpoint in the folder (best.pt / last.pt) or start again without --resume."
         ) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:

@@ -83,7 +83,7 @@ def ensure_data(config: TrainConfig, ctx: ddp.DistContext) -> dict[str, Any]:
     return meta
 
 
-def resume_config(out_dir: str | Path, **overrides: Any) -> tuple[TrainConfig, dict[str, Any]]:
+def resume_config(out_dir: str | Path, /, **overrides: Any) -> tuple[TrainConfig, dict[str, Any]]:
     """The configuration and state saved in ``out_dir/last.pt``, with ``overrides`` (e.g. a larger
     ``max_steps``) applied on top."""
     state = load_checkpoint(Path(out_dir) / "last.pt")
