@@ -14,6 +14,9 @@ COMMANDS = {
     "tokenize": "scratchformers.commands.tokenize",
     "prepare": "scratchformers.commands.prepare",
     "viz": "scratchformers.commands.viz",
+    "train": "scratchformers.commands.train",
+    "sample": "scratchformers.commands.sample",
+    "plot": "scratchformers.commands.plot",
 }
 
 

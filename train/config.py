@@ -24,7 +24,7 @@ class TrainConfig:
     name: str = "shakespeare-cpu"  # names the output folder out/<name>
     out_dir: str = ""  # "" → out/<name>
     dataset: str = "shakespeare"  # "shakespeare" is prepared automatically; anything else must be prepared first
-    data_dir: str = ""  # "" → data/shakespeare_<tokenizer> or data/<dataset>
+    data_dir: str = ""  # "" → data/shakespeare_<tokenizer> (data/shakespeare_tiny_<tokenizer>) or data/<dataset>
     tokenizer: str = "char"  # for an automatic Shakespeare preparation: "char", "gpt2" or "bpe"
     shakespeare_variant: str = "full"  # "full" (5.06 M characters) or "tiny" (1.1 M)
     # model (see GPTConfig)
@@ -99,7 +99,8 @@ class TrainConfig:
         if self.data_dir:
             return self.data_dir
         if self.dataset == "shakespeare":
-            return f"data/shakespeare_{self.tokenizer}"
+            variant = "" if self.shakespeare_variant == "full" else f"{self.shakespeare_variant}_"
+            return f"data/shakespeare_{variant}{self.tokenizer}"
         return f"data/{self.dataset}"
 
     def model_config(self, vocab_size: int) -> GPTConfig:

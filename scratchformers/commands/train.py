@@ -1,0 +1,53 @@
+"""Train a GPT: with no arguments, a character-level model on the embedded Shakespeare, on CPU in minutes.
+
+Presets (every field can be overridden with its flag, e.g. --max-steps 100 --batch-size 4):
+  shakespeare-cpu   4 layers, 192 wide, characters of the full Shakespeare (prepared automatically), 2 CPU cores
+  gpt2-owt          GPT-2 small (124 M) on OpenWebText with nanoGPT's hyper-parameters, bf16, fast path, compile
+
+Output goes to out/<preset>/: log.jsonl, last.pt, best.pt, curves.png, samples.txt.
+
+Examples:
+  scratchformers train                                    # the default job
+  scratchformers train --resume                           # continue an interrupted run exactly
+  scratchformers prepare openwebtext && torchrun --standalone --nproc_per_node=8 -m scratchformers train --preset gpt2-owt
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from scratchformers.train.config import PRESETS, add_config_arguments, config_overrides
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="shakespeare-cpu",
+                        help="the starting configuration (default shakespeare-cpu)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from <out-dir>/last.pt with its saved configuration (flags still override)")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no tqdm progress bar")
+    add_config_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from scratchformers.train.checkpoint import CheckpointError
+    from scratchformers.train.config import get_train_config
+    from scratchformers.train.trainer import Trainer, resume_config
+
+    overrides = config_overrides(args)
+    try:
+        config = get_train_config(args.preset, **overrides)
+        state = None
+        if args.resume:
+            config, state = resume_config(config.resolved_out_dir(), **overrides)
+        result = Trainer(config, resume_state=state, progress=args.progress).fit()
+    except (ValueError, FileNotFoundError, CheckpointError, ImportError) as error:
+        print(f"scratchformers train: error: {error}", file=sys.stderr)
+        return 1
+    if result.status == "interrupted":
+        return 130
+    if result.status == "diverged":
+        return 1
+    if result.val_loss is not None:
+        print(f"done: {result.step} steps in {result.seconds:.0f} s, final val loss {result.val_loss:.4f} "
+              f"(best {result.best_val_loss:.4f}); checkpoints in {result.out_dir}")
+    return 0
