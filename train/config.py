@@ -183,16 +183,18 @@ def get_train_config(preset: str = "shakespeare-cpu", **overrides: Any) -> Train
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     """One ``--flag`` per :class:`TrainConfig` field. Unset flags are absent from the parsed namespace (they
     default to ``argparse.SUPPRESS``), so only what the user typed overrides the preset."""
-    group = parser.add_argument_group("training configuration (overrides the preset)")
+    group = parser.add_argument_group(
+        "training configuration", "each flag overrides one field of the preset; the values shown are shakespeare-cpu's"
+    )
     for f in fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
         default = f.default if f.default is not MISSING else None
         if isinstance(default, bool):
             group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
-                               help=f"(default {default})")
+                               help=f"({default})")
         else:
             group.add_argument(flag, dest=f.name, type=type(default), default=argparse.SUPPRESS, metavar=f.name.upper(),
-                               help=f"(default {default!r})")
+                               help=f"({default!r})")
 
 
 def config_overrides(args: argparse.Namespace) -> dict[str, Any]:

@@ -61,7 +61,8 @@ class TrainResult:
     step: int
     val_loss: float | None
     best_val_loss: float
-    seconds: float
+    seconds: float  # the whole of fit(): training, evaluations, checkpoints, samples, plots
+    ms_per_step: float  # training steps only
     out_dir: Path
     samples: list[str] = field(default_factory=list)
 
@@ -369,7 +370,7 @@ class Trainer:
     def fit(self) -> TrainResult:
         """Train from the current step to ``max_steps``; evaluate, save, sample and plot along the way."""
         cfg, start = self.config, time.perf_counter()
-        resuming = self.step > 0
+        resuming, first_step, train_seconds = self.step > 0, self.step, 0.0
         self._start_log(resuming)
         if self.ctx.is_main:
             params = self.model.num_parameters()
@@ -380,10 +381,12 @@ class Trainer:
             self._evaluate_and_log()
         status, val_loss = "finished", None
         bar = tqdm(total=cfg.max_steps, initial=self.step, disable=not self.progress, unit="step", dynamic_ncols=True)
+        window_start, window_steps = time.perf_counter(), 0  # ms/step and tokens/s average over the log interval
         with StopRequest() as stop:
             while self.step < cfg.max_steps:
                 t0 = time.perf_counter()
                 loss, grad_norm, stop_requested = self.train_step(stop)
+                train_seconds += time.perf_counter() - t0
                 if not math.isfinite(loss):
                     status = "diverged"
                     self.log({"kind": "event", "step": self.step + 1, "event": "diverged", "loss": str(loss)},
@@ -391,10 +394,13 @@ class Trainer:
                              f"{self.out_dir / 'last.pt'} is kept")
                     break
                 bar.update(1)
+                window_steps += 1
                 if self.step % cfg.log_interval == 0 or self.step == 1:
-                    self._log_step(loss, grad_norm, time.perf_counter() - t0)
+                    self._log_step(loss, grad_norm, (time.perf_counter() - window_start) / window_steps)
+                    window_start, window_steps = time.perf_counter(), 0
                 if self.step % cfg.eval_interval == 0 or self.step == cfg.max_steps:
                     val_loss = self._evaluate_and_save()
+                    window_start, window_steps = time.perf_counter(), 0
                 if stop_requested:
                     status = "interrupted"
                     if self.step % cfg.eval_interval != 0 and self.step != cfg.max_steps:
@@ -410,8 +416,9 @@ class Trainer:
 
             tqdm.write(f"wrote {plot_log(self.log_path, self.out_dir / 'curves.png')}")
         ddp.cleanup_distributed(self.ctx)
+        steps_run = max(self.step - first_step, 1)
         return TrainResult(status, self.step, val_loss, self.best_val_loss, time.perf_counter() - start,
-                           self.out_dir, samples)
+                           1000 * train_seconds / steps_run, self.out_dir, samples)
 
     def sample(self) -> list[str]:
         """``num_samples`` continuations of ``sample_prompt``, printed and written to ``samples.txt``."""

@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         if args.resume:
             config, state = resume_config(config.resolved_out_dir(), **overrides)
         result = Trainer(config, resume_state=state, progress=args.progress).fit()
-    except (ValueError, FileNotFoundError, CheckpointError, ImportError) as error:
+    except (ValueError, FileNotFoundError, CheckpointError, ImportError, RuntimeError) as error:
         print(f"scratchformers train: error: {error}", file=sys.stderr)
         return 1
     if result.status == "interrupted":
@@ -48,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
     if result.status == "diverged":
         return 1
     if result.val_loss is not None:
-        print(f"done: {result.step} steps in {result.seconds:.0f} s, final val loss {result.val_loss:.4f} "
+        print(f"done: {result.step} steps in {result.seconds:.0f} s ({result.ms_per_step:.0f} ms/step), "
+              f"final val loss {result.val_loss:.4f} "
               f"(best {result.best_val_loss:.4f}); checkpoints in {result.out_dir}")
     return 0
