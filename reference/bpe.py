@@ -18,7 +18,8 @@ Training stops early, with a warning, when every word has become a single symbol
 Tokenizing text:
 
 - :meth:`WordBPE.encode` replays the learned merges on each word, lowest rank (earliest merge) first, which is
-  exactly the segmentation training produced (``subword-nmt apply-bpe`` does the same).
+  exactly the segmentation training produced (``subword-nmt apply-bpe`` does the same; the one exception is a
+  word containing the characters ``</w>``, see below).
 - :func:`tokenize` is the tutorial shortcut that needs only the vocabulary: it cuts each word greedily with the
   longest token that occurs in it (:func:`tokenize_word`). It is simpler but can segment differently from the
   merges. It also pads and truncates batches and returns an attention mask, as :meth:`WordBPE.encode_batch` does.
@@ -28,7 +29,8 @@ Token ids: ``<pad>`` = 0, ``<unk>`` = 1, then the base symbols (the characters s
 
 Whitespace is not stored: decoding turns every ``</w>`` into one space, so ``decode(encode(text))`` gives the words
 of ``text`` joined by single spaces (``" ".join(text.split())``). A word that itself contains the characters
-``</w>`` cannot be told apart from a word end and does not round-trip.
+``</w>`` cannot be told apart from a word end and does not round-trip (merges can even spell ``</w>`` out of
+its characters, which then acts as the end-of-word symbol).
 
 File format (:meth:`WordBPE.save`): JSON with ``format``, ``version``, ``alphabet`` (the base characters) and
 ``merges`` (``[a, b]`` pairs in the order learned); the vocabulary is rebuilt from them.
