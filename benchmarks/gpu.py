@@ -74,12 +74,8 @@ def attention_rows(B: int, H: int, T: int, D: int, dtype: torch.dtype) -> list[d
     for name, fn in impls.items():
         with torch.no_grad():
             err = (fn(q, k, v).float() - baseline.float()).abs().max().item()
-            fwd = bench(lambda: fn(q, k, v))
-
-        def step():
-            fn(q, k, v).backward(grad_out)
-
-        fwd_bwd = bench(step, grad_to_none=[q, k, v])
+            fwd = bench(lambda fn=fn: fn(q, k, v))
+        fwd_bwd = bench(lambda fn=fn: fn(q, k, v).backward(grad_out), grad_to_none=[q, k, v])
         rows.append(dict(op="attention", impl=name, fwd_ms=fwd, fwd_bwd_ms=fwd_bwd, max_abs_diff_vs_sdpa=err,
                          fwd_tflops=flops_fwd / fwd / 1e9, fwd_bwd_tflops=3.5 * flops_fwd / fwd_bwd / 1e9))
     sdpa = rows[-1]
@@ -105,7 +101,7 @@ def layernorm_rows(M: int, N: int, dtype: torch.dtype, peak_gbps: float | None) 
         with torch.no_grad():
             fwd = bench(fn)
         y = fn()
-        bwd = bench(lambda: y.backward(grad_out, retain_graph=True), grad_to_none=[x, w, b])
+        bwd = bench(lambda y=y: y.backward(grad_out, retain_graph=True), grad_to_none=[x, w, b])
         # Minimum traffic: forward reads x, writes y; backward reads x and dy, writes dx (parameters are tiny).
         fwd_gbps, bwd_gbps = 2 * size / fwd / 1e6, 3 * size / bwd / 1e6
         row = dict(op="layernorm", impl=name, fwd_ms=fwd, bwd_ms=bwd, fwd_gbps=fwd_gbps, bwd_gbps=bwd_gbps,
@@ -122,7 +118,7 @@ def layernorm_rows(M: int, N: int, dtype: torch.dtype, peak_gbps: float | None) 
 
 def markdown(meta: dict, attention: list[dict], layernorm: list[dict]) -> str:
     lines = [f"# GPU benchmark: {meta['gpu']}", "",
-             f"torch {meta['torch']}, triton {meta['triton']}, CUDA {meta['cuda']}; medians of triton.testing.do_bench.",
+             f"torch {meta['torch']}, triton {meta['triton']}, CUDA {meta['cuda']}; medians of triton.testing.do_bench",
              "", f"## Attention, B{meta['attention_shape'][0]} H{meta['attention_shape'][1]} "
              f"T{meta['attention_shape'][2]} D{meta['attention_shape'][3]}, bf16, causal", "",
              "| implementation | fwd ms | fwd TFLOP/s | fwd vs SDPA | fwd+bwd ms | fwd+bwd TFLOP/s | fwd+bwd vs SDPA "

@@ -37,7 +37,8 @@ def _backward_op(grad_y: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, me
 
 @_backward_op.register_fake
 def _(grad_y, x, weight, mean, rstd):
-    return torch.empty_like(x, memory_format=torch.contiguous_format), torch.empty_like(weight), torch.empty_like(weight)
+    dx = torch.empty_like(x, memory_format=torch.contiguous_format)
+    return dx, torch.empty_like(weight), torch.empty_like(weight)
 
 
 def _setup_context(ctx, inputs, output) -> None:

@@ -95,17 +95,19 @@ _TUNE_KEY = ["Q_BUCKET", "K_BUCKET", "HEAD_DIM", "CAUSAL", "HAS_LENS", "DROPOUT"
 
 
 @triton.jit
-def _keep_mask(seed_bh, offs_m, offs_n, Tk, dropout_p):
-    """Bernoulli(1 - dropout_p) keep mask for the (BLOCK_M, BLOCK_N) tile, reproducible from (seed, head, i, j)."""
-    return tl.rand(seed_bh, offs_m[:, None] * Tk + offs_n[None, :]) >= dropout_p
+def _keep_mask(seed_bh, q_idx, k_idx, Tk, dropout_p):
+    """Bernoulli(1 - dropout_p) keep mask, reproducible from (seed, head, i, j). q_idx and k_idx are query and key
+    indices shaped to broadcast into the tile ([:, None] and [None, :], or the other way round for a transposed tile).
+    """
+    return tl.rand(seed_bh, q_idx * Tk + k_idx) >= dropout_p
 
 
 @triton.jit
-def _visible(offs_m, offs_n, key_len, q_shift, CAUSAL: tl.constexpr):
-    """(BLOCK_M, BLOCK_N) mask of the (query, key) pairs that may attend: key inside the length, causal order."""
-    visible = offs_n[None, :] < key_len
+def _visible(q_idx, k_idx, key_len, q_shift, CAUSAL: tl.constexpr):
+    """Which (query, key) pairs of the tile may attend: key inside the length and, if causal, not in the future."""
+    visible = k_idx < key_len
     if CAUSAL:
-        visible = visible & (offs_n[None, :] <= q_shift + offs_m[:, None])
+        visible = visible & (k_idx <= q_shift + q_idx)
     return visible
 
 
@@ -127,7 +129,7 @@ def _fwd_inner(acc, l_i, m_i, q, k_base, v_base, stride_kt, stride_vt, offs_m, o
             v = tl.load(v_base + offs_n[:, None] * stride_vt + offs_d[None, :])
         s = tl.dot(q, tl.trans(k), input_precision=DOT_PREC) * qk_scale  # (BLOCK_M, BLOCK_N), base-2 logits
         if MASKED:
-            s = tl.where(_visible(offs_m, offs_n, key_len, q_shift, CAUSAL), s, float("-inf"))
+            s = tl.where(_visible(offs_m[:, None], offs_n[None, :], key_len, q_shift, CAUSAL), s, float("-inf"))
         m_new = tl.maximum(m_i, tl.max(s, 1))
         # A row with nothing visible yet has m_new = -inf; subtracting 0 instead keeps exp2(-inf) = 0, not NaN.
         m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
@@ -135,7 +137,7 @@ def _fwd_inner(acc, l_i, m_i, q, k_base, v_base, stride_kt, stride_vt, offs_m, o
         alpha = tl.math.exp2(m_i - m_safe)
         l_i = l_i * alpha + tl.sum(p, 1)
         if DROPOUT:
-            p = tl.where(_keep_mask(seed_bh, offs_m, offs_n, Tk, dropout_p), p, 0.0)
+            p = tl.where(_keep_mask(seed_bh, offs_m[:, None], offs_n[None, :], Tk, dropout_p), p, 0.0)
         acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision=DOT_PREC)
         m_i = m_new
     return acc, l_i, m_i
@@ -240,10 +242,10 @@ def _bwd_kv_inner(dk, dv, k, v, q_base, do_base, lse_base, delta_base, stride_qt
         sT = tl.dot(k, qT, input_precision=DOT_PREC) * qk_scale  # (BLOCK_N, BLOCK_M)
         pT = tl.math.exp2(sT - lse[None, :])
         if MASKED:
-            pT = tl.where(tl.trans(_visible(offs_m, offs_n, key_len, q_shift, CAUSAL)), pT, 0.0)
+            pT = tl.where(_visible(offs_m[None, :], offs_n[:, None], key_len, q_shift, CAUSAL), pT, 0.0)
         dpT = tl.dot(v, tl.trans(do), input_precision=DOT_PREC)  # dP = dO Vᵀ, transposed
         if DROPOUT:
-            keepT = tl.trans(_keep_mask(seed_bh, offs_m, offs_n, Tk, dropout_p))
+            keepT = _keep_mask(seed_bh, offs_m[None, :], offs_n[:, None], Tk, dropout_p)
             dv += tl.dot(tl.where(keepT, pT / (1.0 - dropout_p), 0.0).to(do.dtype), do, input_precision=DOT_PREC)
             dpT = tl.where(keepT, dpT / (1.0 - dropout_p), 0.0)
         else:
@@ -328,10 +330,11 @@ def _bwd_q_inner(dq, q, do, lse, delta, k_base, v_base, stride_kt, stride_vt, of
         s = tl.dot(q, tl.trans(k), input_precision=DOT_PREC) * qk_scale
         p = tl.math.exp2(s - lse[:, None])
         if MASKED:
-            p = tl.where(_visible(offs_m, offs_n, key_len, q_shift, CAUSAL), p, 0.0)
+            p = tl.where(_visible(offs_m[:, None], offs_n[None, :], key_len, q_shift, CAUSAL), p, 0.0)
         dp = tl.dot(do, tl.trans(v), input_precision=DOT_PREC)
         if DROPOUT:
-            dp = tl.where(_keep_mask(seed_bh, offs_m, offs_n, Tk, dropout_p), dp / (1.0 - dropout_p), 0.0)
+            keep = _keep_mask(seed_bh, offs_m[:, None], offs_n[None, :], Tk, dropout_p)
+            dp = tl.where(keep, dp / (1.0 - dropout_p), 0.0)
         ds = p * (dp - delta[:, None])
         dq += tl.dot(ds.to(k.dtype), k, input_precision=DOT_PREC)
     return dq
@@ -431,7 +434,7 @@ def attention_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_len
     qp, kp, vp = _prepare(q), _prepare(k), _prepare(v)
     out = torch.empty(qp.shape, dtype=q.dtype, device=q.device)
     lse = torch.empty((B, H, Tq), dtype=torch.float32, device=q.device)
-    grid = lambda meta: (triton.cdiv(Tq, meta["BLOCK_M"]), B * H)  # noqa: E731
+    grid = lambda meta: (triton.cdiv(Tq, meta["BLOCK_M"]), B * H)
     _attn_fwd[grid](qp, kp, vp, out, lse, key_lens, seed, *_strides(qp), *_strides(kp), *_strides(vp),
                     *_strides(out), H, Tq, Tk, triton.next_power_of_2(Tq), triton.next_power_of_2(Tk),
                     scale * LOG2E, dropout_p, **_flags(qp, key_lens, causal, dropout_p))
@@ -462,10 +465,10 @@ def attention_backward(do: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: to
     flags = _flags(qp, key_lens, causal, dropout_p)
     buckets = (triton.next_power_of_2(Tq), triton.next_power_of_2(Tk))
     common = (H, Tq, Tk, *buckets, scale * LOG2E, scale, dropout_p)
-    kv_grid = lambda meta: (triton.cdiv(Tk, meta["BLOCK_N"]), B * H)  # noqa: E731
+    kv_grid = lambda meta: (triton.cdiv(Tk, meta["BLOCK_N"]), B * H)
     _attn_bwd_kv[kv_grid](qp, kp, vp, dop, dk, dv, lse, delta, key_lens, seed, *_strides(qp), *_strides(kp),
                           *_strides(vp), *_strides(dop), *_strides(dk), *_strides(dv), *common, **flags)
-    q_grid = lambda meta: (triton.cdiv(Tq, meta["BLOCK_M"]), B * H)  # noqa: E731
+    q_grid = lambda meta: (triton.cdiv(Tq, meta["BLOCK_M"]), B * H)
     _attn_bwd_q[q_grid](qp, kp, vp, dop, dq, lse, delta, key_lens, seed, *_strides(qp), *_strides(kp),
                         *_strides(vp), *_strides(dop), *_strides(dq), *common, **flags)
     if qp.shape[-1] != D:

@@ -18,7 +18,8 @@ Backward: with y = softmax(x) the Jacobian is diag(y) - y yᵀ, so
 which again needs one row at a time: one read of y and dy, one write of dx. Arithmetic is float32 whatever the
 storage dtype.
 
-The whole row must fit on chip, which limits N (``MAX_COLS``); attention over longer rows is what the flash kernel is for.
+The whole row must fit on chip, which limits N (``MAX_COLS``); attention over longer rows is what the flash kernel
+is for.
 """
 from __future__ import annotations
 

@@ -63,7 +63,10 @@ def check_attention(B, H, Tq, Tk, D, dtype, causal, lengths=None, seed=0):
     scale = D**-0.5
     fast = with_grads(lambda q, k, v: flash_attention(q, k, v, causal=causal, attention_mask=mask), (q, k, v), go)
     visible = None if mask is None else mask.bool()
-    ref = lambda q, k, v: reference_attention(q, k, v, causal, visible, scale)  # noqa: E731
+
+    def ref(q, k, v):
+        return reference_attention(q, k, v, causal, visible, scale)
+
     exact = with_grads(ref, [t.double() for t in (q, k, v)], go.double())
     half = None if dtype == torch.float32 else with_grads(ref, (q, k, v), go)
     assert_close(("out", "dq", "dk", "dv"), fast, exact, half, dtype)
