@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import pathlib
 import subprocess
 import sys
 
@@ -52,3 +54,27 @@ def test_cli_help_lists_commands() -> None:
         [sys.executable, "-m", "scratchformers", "--help"], capture_output=True, text=True, check=True
     )
     assert "tokenize" in result.stdout
+
+
+def test_wheel_installs_the_mapped_folders_and_data(tmp_path) -> None:
+    """A regular (non-editable) install: build the wheel, unpack it alone on sys.path, import and load data."""
+    root = pathlib.Path(__file__).resolve().parent.parent
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(tmp_path / "dist"), str(root)],
+        check=True, capture_output=True,
+    )
+    (wheel,) = (tmp_path / "dist").glob("scratchformers-*.whl")
+    target = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), str(wheel)],
+        check=True, capture_output=True,
+    )
+    probe = (
+        "import scratchformers, scratchformers.reference.model, scratchformers.fast, scratchformers.kernels\n"
+        "from scratchformers.train.data import shakespeare\n"
+        "assert scratchformers.__file__.startswith(%r)\n"
+        "assert len(shakespeare('tiny')) == 1_115_394\n"
+        "assert scratchformers.gpt2_encoding().encode('Hello world') == [15496, 995]\n" % str(target)
+    )
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    subprocess.run([sys.executable, "-c", probe], check=True, cwd=tmp_path, env=env)
