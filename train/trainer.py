@@ -169,9 +169,10 @@ class Trainer:
         self.compiled = torch.compile(self.model) if config.compile else self.model
         self.train_model = ddp.wrap_model(self.compiled, self.ctx)
         self.tokens_per_step = config.batch_size * config.block_size * config.grad_accum_steps  # per process
-        non_embedding_params = self.model.num_parameters() - self.model.transformer.wpe.weight.numel()
+        # matmul weights: every parameter but the position table; the token table counts, it is also the LM head
+        matmul_params = self.model.num_parameters(non_embedding=True) + self.model.transformer.wte.weight.numel()
         self.flops_per_step = self.tokens_per_step * flops_per_token(
-            non_embedding_params, config.num_layers, config.block_size, config.emb_dim
+            matmul_params, config.num_layers, config.block_size, config.emb_dim
         )
         self.peak_flops = peak_flops(self.device)
 
@@ -179,8 +180,7 @@ class Trainer:
 
     def _set_up_backends(self) -> None:
         if self.device.type == "cuda":
-            torch.backends.cuda.matmul.allow_tf32 = True  # TF32 tensor cores for float32 matmuls (~8x faster)
-            torch.backends.cudnn.allow_tf32 = True
+            torch.set_float32_matmul_precision("high")  # TF32 tensor cores for float32 matmuls (8x on an A100)
         else:
             torch.set_num_threads(self.config.num_threads or default_num_threads())
 
