@@ -38,6 +38,12 @@ def pytest_report_header(config: pytest.Config) -> str:
     return "scratchformers benchmarks: full mode"
 
 
+def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
+    """Record the mode and the torch build in ``--benchmark-json`` files, so quick runs cannot pass for results."""
+    machine_info["scratchformers_bench_quick"] = os.environ[QUICK_ENV] == "1"
+    machine_info["torch"] = torch.__version__
+
+
 @pytest.fixture(scope="module")
 def single_thread() -> Iterator[None]:
     """Run torch, OpenMP and NumPy's BLAS on one thread for the module, so that implementations compare like for
