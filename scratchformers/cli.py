@@ -17,6 +17,7 @@ COMMANDS = {
     "train": "scratchformers.commands.train",
     "sample": "scratchformers.commands.sample",
     "plot": "scratchformers.commands.plot",
+    "bench": "scratchformers.commands.bench",
 }
 
 

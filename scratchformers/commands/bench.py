@@ -1,0 +1,65 @@
+"""Run the benchmarks: the CPU suites (pytest-benchmark) or, with --gpu, the GPU script.
+
+Examples:
+  scratchformers bench                                  # every CPU suite at full size: a few minutes each on 2 cores
+  scratchformers bench --quick                          # small inputs: a smoke test in well under a minute
+  scratchformers bench --json out/cpu.json              # also save the timings (plot: benchmarks/plot_results.py)
+  scratchformers bench -- -k attention                  # arguments after -- go to pytest
+  scratchformers bench --gpu                            # benchmarks/gpu.py on a CUDA machine
+  scratchformers bench --gpu -- --out results/          # arguments after -- go to the GPU script
+
+The benchmarks live in the repository's benchmarks/ folder, next to the scratchformers package; they are not part of
+the wheel, so this command needs a clone installed in editable mode (pip install -e ".[test]").
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quick", action="store_true",
+                        help="small inputs and few rounds (same as SCRATCHFORMERS_BENCH_QUICK=1)")
+    parser.add_argument("--gpu", action="store_true", help="run benchmarks/gpu.py instead of the CPU suites")
+    parser.add_argument("--json", metavar="PATH", default=None,
+                        help="write the CPU timings to PATH (pytest --benchmark-json)")
+    parser.add_argument("extra", nargs=argparse.REMAINDER,
+                        help="after --: more arguments for pytest (or, with --gpu, for benchmarks/gpu.py)")
+
+
+def benchmarks_dir() -> Path:
+    """The repository's benchmarks/ folder, found next to the installed scratchformers package."""
+    import scratchformers
+
+    return Path(scratchformers.__file__).resolve().parent.parent / "benchmarks"
+
+
+def command(args: argparse.Namespace, folder: Path) -> list[str]:
+    """The command line that runs what ``args`` asks for."""
+    extra = args.extra[1:] if args.extra[:1] == ["--"] else args.extra
+    if args.gpu:
+        return [sys.executable, str(folder / "gpu.py"), *extra]
+    cmd = [sys.executable, "-m", "pytest", str(folder), "--benchmark-group-by=group"]
+    if args.quick:
+        cmd.append("--quick")
+    if args.json:
+        cmd.append(f"--benchmark-json={Path(args.json).resolve()}")
+    return cmd + extra
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.gpu and (args.quick or args.json):
+        print("scratchformers bench: error: --quick and --json are for the CPU suites; the GPU script takes "
+              "its own options after --, e.g. scratchformers bench --gpu -- --out DIR", file=sys.stderr)
+        return 2
+    folder = benchmarks_dir()
+    if not (folder / "conftest.py").is_file():
+        print(f"scratchformers bench: error: no benchmarks/ folder next to the installed package ({folder}). "
+              "The benchmarks ship with the repository, not the wheel: clone it and pip install -e '.[test]'.",
+              file=sys.stderr)
+        return 1
+    if args.json:
+        Path(args.json).resolve().parent.mkdir(parents=True, exist_ok=True)
+    return subprocess.call(command(args, folder), cwd=folder.parent)
