@@ -4,11 +4,12 @@ Tolerances
 ----------
 * float32: the kernels must match a float64 reference to 1e-4 absolute (outputs and all gradients).
 * float16 / bfloat16: there is no fixed "right" error for a half-precision kernel, so we measure what half precision
-  costs torch itself: the same reference computed by torch in the half dtype, compared with float64. The kernel must
-  be at most ``HALF_FACTOR`` (2) times that error, plus ``FLOOR`` (1e-5) absolute for the cases where torch happens
-  to be exact (e.g. Tk = 1, where dK is exactly 0 in theory and float32 accumulation leaves ~1e-7). Measured over 80
-  random cases before fixing the rule, the kernel's error was at most 1.21x (fp16) and 1.0x (bf16) torch's, with a
-  median of 0.5-0.7x: the kernels accumulate in float32, torch's half reference rounds S and P to half.
+  costs torch itself: the same reference computed by torch in the half dtype, compared with float64. The kernel's
+  max abs error must be at most ``HALF_FACTOR`` (2) times torch's, plus one storage quantum ``eps(dtype) ·
+  max|reference|`` (a ratio of two maxima is noisy: torch's rounding sometimes lands luckily close), plus ``FLOOR``
+  (1e-5) for gradients that are exactly 0 in theory (e.g. dK with Tk = 1, where float32 accumulation leaves ~1e-7).
+  Measured over 420 random cases before fixing the rule: the kernel's error was at most 1.9x torch's (median
+  0.6-0.8x, fp16) and 1.0x (bf16); with the rule, the worst case used 61% of its tolerance (median 20%).
   Under the interpreter bf16 runs the fp32 kernels on upcast inputs (the interpreter gets bf16 arithmetic wrong);
   the real bf16 kernels are checked on GPU by ``test_gpu_parity.py``.
 """
@@ -25,6 +26,13 @@ from scratchformers.fast.runtime import check_fast_available
 FP32_ATOL = 1e-4
 HALF_FACTOR = 2.0
 FLOOR = 1e-5
+
+
+def half_tolerance(torch_half: torch.Tensor, exact: torch.Tensor) -> float:
+    """Allowed max abs error in a half dtype: 2x torch's own error in that dtype, plus one storage quantum of the
+    largest value, plus FLOOR (see the module docstring)."""
+    quantum = torch.finfo(torch_half.dtype).eps * exact.abs().max().item()
+    return HALF_FACTOR * (torch_half.double() - exact).abs().max().item() + quantum + FLOOR
 
 
 def reference_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool,
@@ -72,7 +80,7 @@ def assert_close_to_reference(fast: list[torch.Tensor], q, k, v, go, causal, mas
         allowed = [FP32_ATOL] * 4
     else:
         torch_half = run_reference(q, k, v, go, q.dtype, causal, mask, scale)
-        allowed = [HALF_FACTOR * (h.double() - e).abs().max().item() + FLOOR for h, e in zip(torch_half, exact)]
+        allowed = [half_tolerance(h, e) for h, e in zip(torch_half, exact)]
     for name, got, want, tol in zip(("out", "dq", "dk", "dv"), fast, exact, allowed):
         assert got.dtype == q.dtype and got.shape == want.shape, name
         err = (got.double() - want).abs().max().item()
