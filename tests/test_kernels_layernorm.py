@@ -3,8 +3,9 @@
 Tolerances follow tests/test_kernels_attention.py: float32 within 1e-4 absolute of a float64 reference; float16 and
 bfloat16 within 2x the error of torch's own layer_norm run in that dtype (against float64), plus one storage quantum
 eps(dtype) · max|reference|, plus 1e-5. Measured over 60 random cases before fixing the rule, the kernels' error was
-at most 1.0x torch's (median 0.4-1.0x): both compute in float32 and round once. Under the interpreter bf16 runs the fp32 kernels on upcast inputs (the interpreter gets
-bf16 arithmetic wrong); the real bf16 kernels are checked on GPU by test_gpu_parity.py.
+at most 1.0x torch's (median 0.4-1.0x): both compute in float32 and round once. Under the interpreter bf16 runs the
+fp32 kernels on upcast inputs (the interpreter gets bf16 arithmetic wrong); the real bf16 kernels are checked on GPU
+by test_gpu_parity.py.
 """
 from __future__ import annotations
 
