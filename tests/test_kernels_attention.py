@@ -15,6 +15,9 @@ Tolerances
 """
 from __future__ import annotations
 
+import sys
+import types
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -95,7 +98,7 @@ def attention_cases(draw):
     Tk = draw(st.integers(1, 40))
     Tq = draw(st.integers(1, 40) | st.sampled_from([-17, -16, -15, -1, 0, 1, 15, 16, 17]).map(lambda d: Tk + d))
     Tq = min(max(Tq, 1), 48)
-    D = draw(st.sampled_from([16, 32, 64, 24]))  # 24 takes the zero-padding path
+    D = draw(st.sampled_from([16, 32, 64, 128, 24]))  # 24 takes the zero-padding path
     causal = draw(st.booleans())
     lengths = draw(st.none() | st.lists(st.integers(0, Tk), min_size=B, max_size=B))
     dtype = draw(st.sampled_from([torch.float32, torch.float16, torch.bfloat16]))
@@ -290,6 +293,12 @@ def test_cpu_without_interpreter_gives_one_clear_error(monkeypatch):
     q = torch.randn(1, 1, 4, 16)
     with pytest.raises(RuntimeError, match="CUDA GPU"):
         flash_attention(q, q, q)
+
+
+def test_kernels_built_before_the_interpreter_was_switched_on_are_reported(monkeypatch):
+    monkeypatch.setitem(sys.modules, "scratchformers.kernels.softmax", types.SimpleNamespace(INTERPRET=False))
+    with pytest.raises(RuntimeError, match="imported before TRITON_INTERPRET=1"):
+        check_fast_available("cpu")
 
 
 def test_missing_triton_gives_one_clear_error(monkeypatch):
