@@ -1,7 +1,7 @@
 """Train a GPT: with no arguments, a character-level model on the embedded Shakespeare, on CPU in minutes.
 
 Presets (every field can be overridden with its flag, e.g. --max-steps 100 --batch-size 4):
-  shakespeare-cpu   4 layers, 192 wide, characters of the full Shakespeare (prepared automatically), 2 CPU cores
+  shakespeare-cpu   4 layers, 128 wide, characters of the full Shakespeare (prepared automatically), 2 CPU cores
   gpt2-owt          GPT-2 small (124 M) on OpenWebText with nanoGPT's hyper-parameters, bf16, fast path, compile
 
 Output goes to out/<preset>/: log.jsonl, last.pt, best.pt, curves.png, samples.txt.
