@@ -120,7 +120,7 @@ class GPT(nn.Module):
         logits, _ = self._run(idx, attention_mask, kv_cache, need_weights=False)
         loss = None
         if targets is not None:
-            loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)
+            loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1)
         return logits, loss
 
     def forward_with_attention(
