@@ -6,9 +6,9 @@ path loads the other's checkpoints.
 from typing import Optional
 
 import torch
-from torch import nn
 
 from scratchformers.fast.runtime import check_fast_available
+from scratchformers.reference.layernorm import LayerNorm as ReferenceLayerNorm
 
 _DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 _MAX_HIDDEN = 8192  # the kernel's limit (scratchformers.kernels.layernorm.MAX_HIDDEN), checked before importing Triton
@@ -83,21 +83,10 @@ def layer_norm(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tenso
     return y
 
 
-class LayerNorm(nn.Module):
-    """LayerNorm over the last dim on the fused Triton kernels; same parameters and ``state_dict`` as the reference.
-
-    ``weight`` starts at ones and ``bias`` at zeros; ``bias=False`` drops the bias (as in GPT-2 variants without
-    biases).
-    """
-
-    def __init__(self, normalized_shape: int, eps: float = 1e-5, bias: bool = True) -> None:
-        super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(normalized_shape))
-        self.bias = nn.Parameter(torch.zeros(normalized_shape)) if bias else None
+class LayerNorm(ReferenceLayerNorm):
+    """LayerNorm over the last dim on the fused Triton kernels; same parameters and ``state_dict`` as the reference
+    :class:`scratchformers.reference.layernorm.LayerNorm` (it inherits them: ``weight`` ones, ``bias`` zeros or
+    absent with ``bias=False``), only ``forward`` differs."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return layer_norm(x, self.weight, self.bias, self.eps)
-
-    def extra_repr(self) -> str:
-        return f"{self.weight.shape[0]}, eps={self.eps}, bias={self.bias is not None}"

@@ -15,19 +15,9 @@ import torch.nn.functional as F
 from scratchformers.fast.attention import flash_attention
 from scratchformers.fast.layernorm import LayerNorm, layer_norm
 from scratchformers.fast.softmax import softmax
+from tolerances import FP32_ATOL, FLOOR, half_tolerance
 
 pytestmark = pytest.mark.gpu
-
-FP32_ATOL = 1e-4
-HALF_FACTOR = 2.0
-FLOOR = 1e-5
-
-
-def half_tolerance(torch_half: torch.Tensor, exact: torch.Tensor) -> float:
-    """Allowed max abs error in a half dtype: 2x torch's own error in that dtype, plus one storage quantum of the
-    largest value, plus FLOOR (see the module docstring)."""
-    quantum = torch.finfo(torch_half.dtype).eps * exact.abs().max().item()
-    return HALF_FACTOR * (torch_half.double() - exact).abs().max().item() + quantum + FLOOR
 
 
 def reference_attention(q, k, v, causal: bool, visible_keys: torch.Tensor | None, scale: float) -> torch.Tensor:

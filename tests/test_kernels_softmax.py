@@ -13,17 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scratchformers.fast.softmax import _forward_op, softmax
-
-FP32_ATOL = 1e-4
-HALF_FACTOR = 2.0
-FLOOR = 1e-5
-
-
-def half_tolerance(torch_half: torch.Tensor, exact: torch.Tensor) -> float:
-    """Allowed max abs error in a half dtype: 2x torch's own error in that dtype, plus one storage quantum of the
-    largest value, plus FLOOR (see the module docstring)."""
-    quantum = torch.finfo(torch_half.dtype).eps * exact.abs().max().item()
-    return HALF_FACTOR * (torch_half.double() - exact).abs().max().item() + quantum + FLOOR
+from tolerances import FP32_ATOL, half_tolerance
 
 
 def reference_softmax(x: torch.Tensor) -> torch.Tensor:
