@@ -7,12 +7,29 @@ The library lives in four packages that mirror the repository's folders:
 - :mod:`scratchformers.kernels`: the Triton kernels themselves, each with its algorithm explained.
 - :mod:`scratchformers.train`: data preparation, the training loop, checkpoints, sampling, plots.
 
-This front-door module only re-exports the most used names; the CLI lives in :mod:`scratchformers.cli`.
+This front-door module re-exports the most used names; the CLI lives in :mod:`scratchformers.cli`.
 """
 from __future__ import annotations
 
 from scratchformers.encoding import gpt2_encoding
+from scratchformers.reference.bpe import WordBPE
+from scratchformers.reference.bytebpe import ByteLevelBPE
+from scratchformers.reference.config import GPTConfig, count_parameters, get_config
+from scratchformers.reference.generate import generate
+from scratchformers.reference.model import GPT
+from scratchformers.train.data import shakespeare
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "gpt2_encoding"]
+__all__ = [
+    "GPT",
+    "ByteLevelBPE",
+    "GPTConfig",
+    "WordBPE",
+    "__version__",
+    "count_parameters",
+    "generate",
+    "get_config",
+    "gpt2_encoding",
+    "shakespeare",
+]

@@ -78,3 +78,9 @@ def test_wheel_installs_the_mapped_folders_and_data(tmp_path) -> None:
     )
     env = {**os.environ, "PYTHONPATH": str(target)}
     subprocess.run([sys.executable, "-c", probe], check=True, cwd=tmp_path, env=env)
+
+
+def test_front_door_exports_resolve() -> None:
+    for name in scratchformers.__all__:
+        assert getattr(scratchformers, name) is not None, name
+    assert scratchformers.count_parameters(scratchformers.get_config("gpt2")) == 124_439_808
