@@ -10,7 +10,7 @@ Step counts are *optimizer* steps. One step sees ``batch_size · grad_accum_step
 from __future__ import annotations
 
 import argparse
-from dataclasses import MISSING, asdict, dataclass, fields, replace
+from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Any
 
 from scratchformers.reference.config import GPTConfig
@@ -57,7 +57,7 @@ class TrainConfig:
     device: str = "auto"  # "auto" → cuda if available, else cpu
     dtype: str = "auto"  # "auto" → bfloat16 on CUDA, float32 on CPU; or "float16" (with a GradScaler)
     compile: bool = False
-    num_threads: int = 0  # CPU threads for torch; 0 → every core this process may use
+    num_threads: int = 0  # CPU threads for torch; 0 → every core this process may use (1 on a busy shared machine)
     seed: int = 1337
     # samples and plots at the end
     num_samples: int = 2
@@ -93,9 +93,11 @@ class TrainConfig:
         return self.decay_steps or self.max_steps
 
     def resolved_out_dir(self) -> str:
+        """Where checkpoints, the log, samples and plots go."""
         return self.out_dir or f"out/{self.name}"
 
     def resolved_data_dir(self) -> str:
+        """Where the prepared dataset is (or, for Shakespeare, will be prepared)."""
         if self.data_dir:
             return self.data_dir
         if self.dataset == "shakespeare":
@@ -204,7 +206,3 @@ def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
     names = {f.name for f in fields(TrainConfig)}
     return {name: value for name, value in vars(args).items() if name in names}
 
-
-def with_overrides(config: TrainConfig, **overrides: Any) -> TrainConfig:
-    """A validated copy of ``config`` with some fields changed."""
-    return replace(config, **overrides)

@@ -26,7 +26,7 @@ import os
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -132,9 +132,13 @@ class Trainer:
     """
 
     def __init__(self, config: TrainConfig, resume_state: dict[str, Any] | None = None, progress: bool = True) -> None:
-        self.config = config
         self.ctx = ddp.setup_distributed(config.device)
         self.device = self.ctx.device
+        if self.device.type == "cpu" and config.num_threads == 0:
+            # Resolved once and saved with the config: a resumed run uses the same count (and so the same
+            # floating-point summation order) even on a machine with more cores.
+            config = replace(config, num_threads=default_num_threads())
+        self.config = config
         self.out_dir = Path(config.resolved_out_dir())
         self.log_path = self.out_dir / LOG_FILE
         self.progress = progress and self.ctx.is_main
@@ -182,7 +186,7 @@ class Trainer:
         if self.device.type == "cuda":
             torch.set_float32_matmul_precision("high")  # TF32 tensor cores for float32 matmuls (8x on an A100)
         else:
-            torch.set_num_threads(self.config.num_threads or default_num_threads())
+            torch.set_num_threads(self.config.num_threads)
 
     def _amp_dtype(self) -> torch.dtype:
         """The autocast dtype: ``auto`` is bf16 on CUDA (where the GPU supports it), float32 elsewhere."""
@@ -374,9 +378,10 @@ class Trainer:
         self._start_log(resuming)
         if self.ctx.is_main:
             params = self.model.num_parameters()
+            threads = f", {cfg.num_threads} threads" if self.device.type == "cpu" else ""
             tqdm.write(f"{'resuming at' if resuming else 'training from'} step {self.step}: {params / 1e6:.2f} M "
                        f"parameters, {self.tokens_per_step * self.ctx.world_size:,} tokens per step, on "
-                       f"{self.device} ({self.dtype}), {self.ctx.world_size} process(es) → {self.out_dir}")
+                       f"{self.device} ({self.dtype}{threads}), {self.ctx.world_size} process(es) → {self.out_dir}")
         if not resuming:
             self._evaluate_and_log()
         status, val_loss = "finished", None
