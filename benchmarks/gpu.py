@@ -34,6 +34,8 @@ import os
 import signal
 import sys
 import time
+from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 import gpu_repo
@@ -135,7 +137,7 @@ class Run:
         partial.write_text(json.dumps(self.results, indent=1, default=str))
         partial.replace(self.out / JSON_NAME)
 
-    def save_markdown(self, images: list[str] = ()) -> Path:
+    def save_markdown(self, images: Sequence[str] = ()) -> Path:
         from gpu_report import markdown
 
         path = self.out / MARKDOWN_NAME
@@ -149,10 +151,12 @@ class Run:
         from gpu_warm import warm_up
 
         jobs: list[str] = []
+        heavy: list[str] = []  # the model's jobs each hold a GPT-2 training step's GPU memory
         for name in self.args.sections:
             names = [job for job in self.modules[name].warm_jobs(self.settings) if job not in jobs]
-            jobs += names[:1] if self.args.dry_run else names  # dry run: one job per section shows the mechanism
-        heavy = [job for job in jobs if job.startswith("model-")]
+            names = names[:1] if self.args.dry_run else names  # dry run: one job per section shows the mechanism
+            jobs += names
+            heavy += names if name == "model" else []
         if self.args.dry_run:
             parallel, heavy_slots = 2, 1
         else:
@@ -188,10 +192,8 @@ class Run:
                 self.log(f"{name}: {timing['error']}")
             wall = time.monotonic() - start
             timing["wall_s"] = round(wall, 1)
-            counts = {}
-            for row in rows:
-                counts[row["status"].split(":")[0]] = counts.get(row["status"].split(":")[0], 0) + 1
-            self.log(f"{name}: done in {wall:.1f} s, {len(rows)} rows ({counts})")
+            counts = Counter(row["status"].split(":")[0] for row in rows)
+            self.log(f"{name}: done in {wall:.1f} s, {len(rows)} rows ({dict(counts)})")
             self.save_json()
             self.save_markdown()
 

@@ -154,7 +154,7 @@ def timing(results: dict) -> list[str]:
         summary = ", ".join(f"{n} {state}" for state, n in states.items()) or "no jobs"
         lines.append(f"- compile-ahead jobs: {fmt(warm.get('wall_s'))} s wall, {summary}")
     lines += [f"- {name}: {fmt(s.get('wall_s'))} s (allotted {fmt(s.get('allotted_s'))} s)"
-              for name, s in sections.items()]
+              + (f"; stopped by {s['error']}" if s.get("error") else "") for name, s in sections.items()]
     return lines
 
 

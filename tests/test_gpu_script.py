@@ -23,6 +23,7 @@ BENCHMARKS = ROOT / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 
 import gpu_harness  # noqa: E402
+import gpu_warm  # noqa: E402
 import plot_gpu  # noqa: E402
 
 ATTENTION_IMPLS = {"ours-flash", "sdpa-flash", "sdpa-efficient", "sdpa-math", "reference", "reference+triton-softmax"}
@@ -148,6 +149,19 @@ def test_harness_records_every_outcome() -> None:
     assert statuses == ["ok", "skipped: memory: too big", "skipped: out of memory", "error: ValueError: bad shape",
                         "skipped: time budget"]
     assert rows[0]["ms"] > 0 and "ms" not in rows[4] and len(saves) == 5
+
+
+def test_warm_up_reports_each_job_and_kills_at_the_deadline() -> None:
+    commands = {"ok": "pass", "fails": "print('boom'); raise SystemExit(3)", "slow": "import time; time.sleep(60)",
+                "queued": "pass"}
+    lines: list[str] = []
+    results = gpu_warm.warm_up(list(commands), lambda job: [sys.executable, "-c", commands[job]], seconds=3.0,
+                               parallel=3, heavy={"slow", "queued"}, heavy_slots=1, progress=lines.append)
+    assert results["ok"]["status"] == "ok"
+    assert results["fails"]["status"] == "failed (exit 3)" and "boom" in results["fails"]["log"]
+    assert results["slow"]["status"] == "killed at the deadline" and results["slow"]["s"] < 30
+    assert results["queued"]["status"] == "not started (deadline)"  # waits for the one heavy slot
+    assert len(lines) == 2  # one progress line per finished job
 
 
 def test_import_shim_uses_the_checkout_it_is_in(tmp_path: Path) -> None:
