@@ -15,6 +15,7 @@ from pathlib import Path
 
 import seaborn as sns
 import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from scratchformers.encoding import gpt2_encoding
@@ -93,6 +94,7 @@ def plot_attention(
 
     cell = 2.5 + 0.25 * len(ids)  # inches per panel, room for the tick labels
     figure = Figure(figsize=(cell * len(heads) + 1.0, cell * len(layers) + 0.5), layout="constrained")
+    FigureCanvasAgg(figure)  # attach a renderer once; without it seaborn builds one per tick label (5x slower)
     axes = figure.subplots(len(layers), len(heads), squeeze=False)
     for row, layer in enumerate(layers):
         for col, head in enumerate(heads):
