@@ -213,10 +213,9 @@ def test_resume_after_kill_9_gives_the_same_losses(char_data, tmp_path):
     assert all(torch.equal(final_a["model"][k], final_b["model"][k]) for k in final_a["model"])
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_ctrl_c_saves_and_exits_cleanly(char_data, tmp_path, sig):
-    out = tmp_path / "run"
-    proc = start_training(char_data, out, "--max-steps", "1000000")
+def interrupt_training(data_dir: str, out: Path, sig: signal.Signals) -> int:
+    """Start a run, send ``sig`` after step 5, check it saved and exited with 130; returns the saved step."""
+    proc = start_training(data_dir, out, "--max-steps", "1000000")
     wait_for_step(proc, out, 5)
     proc.send_signal(sig)
     output, _ = proc.communicate(timeout=60)
@@ -226,7 +225,16 @@ def test_ctrl_c_saves_and_exits_cleanly(char_data, tmp_path, sig):
     last_step = [r["step"] for r in records if r["kind"] == "train"][-1]
     assert records[-1] == {"kind": "event", "step": last_step, "event": "interrupted"}
     assert load_checkpoint(out / "last.pt")["step"] == last_step  # the step in progress finished, then saved
+    return last_step
 
+
+def test_sigterm_saves_and_exits_cleanly(char_data, tmp_path):
+    interrupt_training(char_data, tmp_path / "run", signal.SIGTERM)
+
+
+def test_ctrl_c_saves_exits_cleanly_and_resumes(char_data, tmp_path):
+    out = tmp_path / "run"
+    last_step = interrupt_training(char_data, out, signal.SIGINT)
     again = subprocess.run(
         [sys.executable, "-m", "scratchformers", "train", "--resume", "--out-dir", str(out),
          "--max-steps", str(last_step + 3), "--no-progress"],
