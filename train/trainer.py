@@ -160,9 +160,11 @@ class Trainer:
         self.batches = MemmapBatches(
             data_dir, "train", config.block_size, config.batch_size, self.device, seed=config.seed + self.ctx.rank
         )
-        val = MemmapBatches(data_dir, "val", config.block_size, config.batch_size, self.device)
-        self.eval_sets = {"train": self.batches.fixed_batches(config.eval_batches),
-                          "val": val.fixed_batches(config.eval_batches)}
+        self.eval_sets = {}  # process 0 evaluates
+        if self.ctx.is_main:
+            val = MemmapBatches(data_dir, "val", config.block_size, config.batch_size, self.device)
+            self.eval_sets = {"train": self.batches.fixed_batches(config.eval_batches),
+                              "val": val.fixed_batches(config.eval_batches)}
 
         self.step = 0
         self.best_val_loss = math.inf
