@@ -56,7 +56,7 @@ def setup_distributed(device: str = "auto") -> DistContext:
     base = resolve_device(device)
     if "RANK" not in os.environ:
         return DistContext(device=base)
-    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", 0))
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     world_size = int(os.environ["WORLD_SIZE"])
     if base.type == "cuda":
         base = torch.device("cuda", local_rank)
