@@ -6,7 +6,8 @@
 
 - causal: query i may only see keys j ≤ i. When there are fewer queries than keys (decoding with a KV cache,
   Tq = 1) the queries are the *last* Tq positions, so query i sits at absolute position Tk − Tq + i
-  ("bottom-right" alignment).
+  ("bottom-right" alignment). With more queries than keys, the first Tq − Tk queries sit before every key and
+  see nothing.
 - padding: ``attention_mask`` (B, Tk), 1 for a real token and 0 for padding (the Hugging Face convention); no
   query looks at a padding key.
 
@@ -43,8 +44,6 @@ def visibility_mask(
     """Boolean mask, True where query i may attend to key j: (B or 1, 1, Tq, Tk), or None if all visible."""
     mask = None
     if causal:
-        if num_queries > num_keys:
-            raise ValueError(f"causal attention needs at most as many queries ({num_queries}) as keys ({num_keys})")
         offset = num_keys - num_queries
         query_pos = torch.arange(num_queries, device=device).unsqueeze(1) + offset  # (Tq, 1)
         key_pos = torch.arange(num_keys, device=device).unsqueeze(0)  # (1, Tk)
