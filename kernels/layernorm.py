@@ -26,28 +26,13 @@ registers, and writes one row of a (G, N) float32 buffer at the end. A final sum
 """
 from __future__ import annotations
 
-import os
-
 import torch
 import triton
 import triton.language as tl
 
-INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
+from scratchformers.kernels.rowwise import INTERPRET, row_configs, rows_per_program
+
 MAX_HIDDEN = 8192
-
-
-def _configs() -> list[triton.Config]:
-    """Autotune the number of warps; BLOCK_M (rows per program) is set on the host from the row length."""
-    if INTERPRET:
-        return [triton.Config({}, num_warps=4)]
-    return [triton.Config({}, num_warps=w) for w in (1, 2, 4, 8, 16)]
-
-
-def _rows_per_program(block_n: int) -> int:
-    """Several short rows per tile (about 4K elements in flight on a GPU), a single long row per tile."""
-    if INTERPRET:  # small tiles, but still several rows per tile so the row masking is exercised
-        return max(1, min(4, 64 // block_n))
-    return max(1, min(16, 4096 // block_n))
 
 
 def _num_partials(M: int, block_m: int, device: torch.device) -> int:
@@ -58,7 +43,7 @@ def _num_partials(M: int, block_m: int, device: torch.device) -> int:
     return min(tiles, 2 * torch.cuda.get_device_properties(device).multi_processor_count)
 
 
-@triton.autotune(configs=_configs(), key=["BLOCK_N", "BLOCK_M"])
+@triton.autotune(configs=row_configs(), key=["BLOCK_N", "BLOCK_M"])
 @triton.jit
 def _layernorm_fwd(X, Y, W, B, MEAN, RSTD, M, N, stride_x, stride_y, eps,
                    HAS_BIAS: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
@@ -80,7 +65,7 @@ def _layernorm_fwd(X, Y, W, B, MEAN, RSTD, M, N, stride_x, stride_y, eps,
     tl.store(RSTD + rows, rstd, mask=row_ok)
 
 
-@triton.autotune(configs=_configs(), key=["BLOCK_N", "BLOCK_M"])
+@triton.autotune(configs=row_configs(), key=["BLOCK_N", "BLOCK_M"])
 @triton.jit
 def _layernorm_bwd(X, DY, DX, W, MEAN, RSTD, DW_PARTIAL, DB_PARTIAL, M, N, stride_x, stride_dy, stride_dx,
                    NUM_PROGRAMS, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
@@ -137,7 +122,7 @@ def layernorm_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor 
     rstd = torch.empty(M, dtype=torch.float32, device=x.device)
     if M > 0:
         block_n = triton.next_power_of_2(N)
-        block_m = _rows_per_program(block_n)
+        block_m = rows_per_program(block_n)
         _layernorm_fwd[(triton.cdiv(M, block_m),)](rows, y, weight, bias, mean, rstd, M, N, rows.stride(0),
                                                    y.stride(0), eps, HAS_BIAS=bias is not None, BLOCK_M=block_m,
                                                    BLOCK_N=block_n)
@@ -156,7 +141,7 @@ def layernorm_backward(dy: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, 
     if M == 0:
         return dx.view(x.shape), torch.zeros_like(weight), torch.zeros_like(weight)
     block_n = triton.next_power_of_2(N)
-    block_m = _rows_per_program(block_n)
+    block_m = rows_per_program(block_n)
     programs = _num_partials(M, block_m, x.device)
     dw_partial = torch.empty((programs, N), dtype=torch.float32, device=x.device)
     db_partial = torch.empty((programs, N), dtype=torch.float32, device=x.device)

@@ -23,31 +23,16 @@ is for.
 """
 from __future__ import annotations
 
-import os
-
 import torch
 import triton
 import triton.language as tl
 
-INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
+from scratchformers.kernels.rowwise import INTERPRET, row_configs, rows_per_program
+
 MAX_COLS = 32768
 
 
-def _configs() -> list[triton.Config]:
-    """Autotune the number of warps; BLOCK_M (rows per program) is set on the host from the row length."""
-    if INTERPRET:
-        return [triton.Config({}, num_warps=4)]
-    return [triton.Config({}, num_warps=w) for w in (1, 2, 4, 8, 16)]
-
-
-def _rows_per_program(block_n: int) -> int:
-    """Several short rows per program (about 4K elements in flight on a GPU), one long row per program."""
-    if INTERPRET:  # small tiles, but still several rows per program so the row masking is exercised
-        return max(1, min(4, 64 // block_n))
-    return max(1, min(16, 4096 // block_n))
-
-
-@triton.autotune(configs=_configs(), key=["BLOCK_N", "BLOCK_M"])
+@triton.autotune(configs=row_configs(), key=["BLOCK_N", "BLOCK_M"])
 @triton.jit
 def _softmax_fwd(X, Y, M, N, stride_x, stride_y, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
     rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
@@ -63,7 +48,7 @@ def _softmax_fwd(X, Y, M, N, stride_x, stride_y, BLOCK_M: tl.constexpr, BLOCK_N:
     tl.store(Y + rows[:, None] * stride_y + cols[None, :], y.to(Y.dtype.element_ty), mask=mask)
 
 
-@triton.autotune(configs=_configs(), key=["BLOCK_N", "BLOCK_M"])
+@triton.autotune(configs=row_configs(), key=["BLOCK_N", "BLOCK_M"])
 @triton.jit
 def _softmax_bwd(Y, DY, DX, M, N, stride_y, stride_dy, stride_dx, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
     rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
@@ -92,7 +77,7 @@ def _launch(kernel, tensors: list[torch.Tensor], M: int, N: int) -> None:
     if M == 0 or N == 0:
         return
     block_n = triton.next_power_of_2(N)
-    block_m = _rows_per_program(block_n)
+    block_m = rows_per_program(block_n)
     kernel[(triton.cdiv(M, block_m),)](*tensors, M, N, *(t.stride(0) for t in tensors), BLOCK_M=block_m,
                                        BLOCK_N=block_n)
 
