@@ -11,6 +11,18 @@ This front-door module re-exports the most used names; the CLI lives in :mod:`sc
 """
 from __future__ import annotations
 
+from pathlib import Path
+
+# Where reference/, fast/, kernels/ and train/ come from. Installed (wheel or editable), pyproject's package-dir maps
+# them onto scratchformers.*. In a bare checkout (PYTHONPATH=<repo>, nothing installed) the repository root joins this
+# package's search path, so scratchformers.kernels is <repo>/kernels; never inside site-packages, where the parent
+# folder holds every other installed package. The folders have no __init__.py: from the root, a plain `import
+# kernels` (or fast, reference, train) always finds an installed package of that name before the repository's folder.
+_ROOT = Path(__file__).resolve().parent.parent
+if (_ROOT / "pyproject.toml").is_file() and (_ROOT / "kernels").is_dir() and _ROOT.name not in ("site-packages",
+                                                                                                 "dist-packages"):
+    __path__.append(str(_ROOT))
+
 from scratchformers.encoding import gpt2_encoding
 from scratchformers.reference.bpe import WordBPE
 from scratchformers.reference.bytebpe import ByteLevelBPE

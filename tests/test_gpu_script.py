@@ -166,7 +166,7 @@ def test_warm_up_reports_each_job_and_kills_at_the_deadline() -> None:
 
 def test_import_shim_uses_the_checkout_it_is_in(tmp_path: Path) -> None:
     """A bare copy of the tree, the project not installed (site-packages on PYTHONPATH, without its .pth hooks)."""
-    for folder in ("benchmarks", "scratchformers", "reference", "fast", "kernels", "train"):
+    for folder in ("benchmarks", "scratchformers", "reference", "fast", "kernels", "train", "pyproject.toml"):
         subprocess.run(["cp", "-r", str(ROOT / folder), str(tmp_path / folder)], check=True)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(site.getsitepackages()))
     probe = ("import sys; sys.path.insert(0, {bench!r}); {shim}"

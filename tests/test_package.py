@@ -14,14 +14,58 @@ from scratchformers.encoding import ENCODER_JSON_SHA256, VOCAB_BPE_SHA256, gpt2_
 from scratchformers.train.data import TINY_CHARS, shakespeare
 
 
-def test_mapped_packages_import() -> None:
-    import scratchformers.fast
-    import scratchformers.kernels
-    import scratchformers.reference
-    import scratchformers.train
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+FOLDERS = ("reference", "fast", "kernels", "train")
 
-    for module in (scratchformers.fast, scratchformers.kernels, scratchformers.reference, scratchformers.train):
-        assert module.__doc__
+
+def test_mapped_packages_import() -> None:
+    import scratchformers.fast.attention
+    import scratchformers.kernels.flash_attention
+    import scratchformers.reference.model
+    import scratchformers.train.trainer
+
+    for module, folder in ((scratchformers.fast.attention, "fast"), (scratchformers.kernels.flash_attention, "kernels"),
+                           (scratchformers.reference.model, "reference"), (scratchformers.train.trainer, "train")):
+        assert pathlib.Path(module.__file__).parent.name == folder
+
+
+@pytest.mark.parametrize("name", FOLDERS)
+def test_repository_folder_never_shadows_an_installed_package(tmp_path, name: str) -> None:
+    """From the repository root, with or without the root on PYTHONPATH, `import <folder name>` finds an installed
+    package of that name, not the repository's folder (which only ever imports as scratchformers.<name>)."""
+    site = tmp_path / "site"
+    (site / name).mkdir(parents=True)
+    (site / name / "__init__.py").write_text("THROWAWAY = True\n")
+    probe = f"import {name}; assert {name}.THROWAWAY, {name}.__path__; import scratchformers.{name}"
+    for pythonpath in (str(site), os.pathsep.join([str(ROOT), str(site)])):
+        env = {**os.environ, "PYTHONPATH": pythonpath}
+        subprocess.run([sys.executable, "-c", probe], check=True, cwd=ROOT, env=env)
+
+
+def test_hugging_face_kernels_imports_from_the_repository_root() -> None:
+    """transformers >= 5 imports Hugging Face's `kernels` package; the repository's kernels/ must not take its place."""
+    pytest.importorskip("kernels")
+    probe = ("import kernels, pathlib; assert 'site-packages' in pathlib.Path(kernels.__file__).parts, kernels.__file__\n"
+             "from transformers import GPT2LMHeadModel")
+    subprocess.run([sys.executable, "-c", probe], check=True, cwd=ROOT)
+
+
+def test_bare_checkout_imports_with_only_pythonpath(tmp_path) -> None:
+    """A copy of the tracked files, nothing installed from it: PYTHONPATH=<copy> is enough for scratchformers.*, and
+    every module comes from the copy (not from an installed or editable scratchformers)."""
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout.split(b"\0")
+    copy = tmp_path / "checkout"
+    for name in filter(None, files):
+        source = ROOT / name.decode()
+        if source.is_file():
+            (copy / name.decode()).parent.mkdir(parents=True, exist_ok=True)
+            (copy / name.decode()).write_bytes(source.read_bytes())
+    probe = ("import pathlib, scratchformers, scratchformers.reference.model as m, scratchformers.fast.attention as a, "
+             "scratchformers.kernels.softmax as k, scratchformers.train.trainer as t\n"
+             "for mod in (scratchformers, m, a, k, t): assert pathlib.Path(mod.__file__).is_relative_to(%r), mod\n"
+             % str(copy))
+    env = {**os.environ, "PYTHONPATH": str(copy)}
+    subprocess.run([sys.executable, "-c", probe], check=True, cwd=tmp_path, env=env)
 
 
 def test_shipped_gpt2_files_match_tiktoken_hashes() -> None:
@@ -58,9 +102,8 @@ def test_cli_help_lists_commands() -> None:
 
 def test_wheel_installs_the_mapped_folders_and_data(tmp_path) -> None:
     """A regular (non-editable) install: build the wheel, unpack it alone on sys.path, import and load data."""
-    root = pathlib.Path(__file__).resolve().parent.parent
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(tmp_path / "dist"), str(root)],
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(tmp_path / "dist"), str(ROOT)],
         check=True, capture_output=True,
     )
     (wheel,) = (tmp_path / "dist").glob("scratchformers-*.whl")

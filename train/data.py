@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import lzma
-from importlib import resources
+from pathlib import Path
 from typing import Literal
 
 TINY_CHARS = 1_115_394
@@ -18,7 +18,7 @@ Variant = Literal["full", "tiny"]
 
 @functools.lru_cache(maxsize=1)
 def _full_text() -> str:
-    blob = (resources.files("scratchformers.train") / "assets" / "shakespeare.txt.xz").read_bytes()
+    blob = (Path(__file__).with_name("assets") / "shakespeare.txt.xz").read_bytes()
     return lzma.decompress(blob).decode("utf-8")
 
 
