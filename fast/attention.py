@@ -7,12 +7,15 @@ each step of fusion buys.
 The kernels are wrapped in ``torch.library.custom_op``s with fake (meta) implementations and a registered autograd
 formula: ``torch.compile`` treats them as opaque operators with known output shapes, so they neither break the graph
 nor get traced into.
+
+Under ``torch.autocast`` the forward op follows ``F.scaled_dot_product_attention``: q, k and v are cast to the
+autocast dtype (bf16 or fp16) and the output comes back in it; the backward runs in the dtypes the forward saw.
 """
 from typing import Optional
 
 import torch
 
-from scratchformers.fast.runtime import check_fast_available
+from scratchformers.fast.runtime import autocast_to_lower_precision, check_fast_available
 from scratchformers.fast.softmax import softmax
 
 _DTYPES = (torch.float32, torch.float16, torch.bfloat16)
@@ -74,6 +77,9 @@ def _backward(ctx, grad_out, grad_lse):
 
 
 _forward_op.register_autograd(_backward, setup_context=_setup_context)
+# Under torch.autocast, q, k, v go to the autocast dtype, as F.scaled_dot_product_attention's do: q from a bf16
+# projection and k, v from an fp32 source (or the other way round) then meet in one dtype.
+autocast_to_lower_precision("flash_attention_forward", cast=(0, 1, 2))
 
 
 def _check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attention_mask: Optional[torch.Tensor]) -> None:
@@ -84,7 +90,10 @@ def _check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attention_mask
     if k.shape != v.shape or k.shape[:2] != (B, H) or k.shape[3] != D:
         raise ValueError(f"expected q (B, H, Tq, D) and k, v (B, H, Tk, D); got {tuple(q.shape)}, {tuple(k.shape)}, "
                          f"{tuple(v.shape)}")
-    if not (q.dtype == k.dtype == v.dtype) or q.dtype not in _DTYPES:
+    dtypes = {q.dtype, k.dtype, v.dtype}
+    if torch.is_autocast_enabled(q.device.type) and dtypes <= set(_DTYPES):
+        dtypes = {torch.get_autocast_dtype(q.device.type)}  # what the ops will see (autocast casts them)
+    if len(dtypes) != 1 or not dtypes <= set(_DTYPES):
         raise TypeError(f"q, k, v must share one dtype among float32/float16/bfloat16; got {q.dtype}, {k.dtype}, "
                         f"{v.dtype}")
     if not (q.device == k.device == v.device):

@@ -2,6 +2,13 @@
 
 :class:`LayerNorm` has the reference module's signature and ``state_dict`` keys (``weight``, ``bias``), so either
 path loads the other's checkpoints.
+
+Autocast: the op takes no part in it (no cast at its boundary); y comes back in x's dtype, and the statistics and
+the whole normalisation are float32 whatever x's dtype. ``F.layer_norm`` is on autocast's CUDA "float32" list: it
+upcasts bf16/fp16 inputs and returns float32, because torch's kernels would otherwise compute in half precision.
+Ours never do, so upcasting would only add a copy and double the bytes this memory-bound kernel moves. In GPT-2
+under autocast the residual stream (and so every LayerNorm input) is float32 anyway, which gives the same dtypes as
+``F.layer_norm`` there; on CPU ``F.layer_norm`` keeps the input's dtype too.
 """
 from typing import Optional
 

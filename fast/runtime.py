@@ -1,4 +1,5 @@
-"""Can the fast path run here? One check, one clear error, never a silent fallback to the reference path.
+"""Can the fast path run here? One check, one clear error, never a silent fallback to the reference path. And how
+the fast custom ops take part in autocast.
 
 The Triton kernels run on CUDA GPUs. For tests they also run on CPU tensors under the Triton interpreter, which
 Triton enables when ``TRITON_INTERPRET=1`` is in the environment at the moment the kernels are defined (that is,
@@ -44,3 +45,29 @@ def check_fast_available(device: torch.device | str) -> None:
         if module is not None and not module.INTERPRET:
             raise RuntimeError(f"{name} was imported before TRITON_INTERPRET=1 was set, so its kernels were built "
                                "for the GPU. " + _HOW)
+
+
+# Autocast keys of the devices the fast path runs on (CUDA, and CPU under the interpreter).
+_AUTOCAST_KEYS = {"cpu": "AutocastCPU", "cuda": "AutocastCUDA"}
+_LIBRARY = torch.library.Library("scratchformers", "IMPL")  # holds the autocast kernels registered below
+
+
+def autocast_to_lower_precision(name: str, cast: tuple[int, ...]) -> None:
+    """Make the custom op ``scratchformers::<name>`` take part in autocast as ``F.scaled_dot_product_attention`` does.
+
+    That is autocast's "lower precision" rule: inside ``torch.autocast(device_type, dtype)``, the floating-point
+    inputs at positions ``cast`` (float64 aside) are cast to the autocast dtype, then the op runs with autocast off;
+    outside autocast nothing changes. ``torch.library.register_autocast`` (torch >= 2.5) casts to one dtype fixed at
+    registration; this rule reads the autocast dtype at each call, so bf16 and fp16 autocast both work. The cast is
+    an ordinary differentiable ``Tensor.to``: gradients reach fp32 leaves in fp32.
+    """
+    op = getattr(torch.ops.scratchformers, name).default
+    for device_type, key in _AUTOCAST_KEYS.items():
+        def kernel(_keyset, *args, device_type=device_type):
+            dtype = torch.get_autocast_dtype(device_type)
+            args = tuple(a.to(dtype) if i in cast and a.is_floating_point() and a.dtype != torch.float64 else a
+                         for i, a in enumerate(args))
+            with torch.autocast(device_type, enabled=False):
+                return op(*args)
+
+        _LIBRARY.impl(name, kernel, key, with_keyset=True)

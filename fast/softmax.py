@@ -1,4 +1,9 @@
-"""Fast softmax: the fused Triton row softmax (forward and backward kernels) as a differentiable custom op."""
+"""Fast softmax: the fused Triton row softmax (forward and backward kernels) as a differentiable custom op.
+
+Autocast: no cast at the op boundary; the result is in x's dtype, the arithmetic float32 whatever that dtype.
+``torch.softmax`` is on autocast's CUDA "float32" list (it upcasts and returns float32) because its kernels would
+otherwise exponentiate and sum in half precision; ours never do, so an upcast would only double the bytes moved.
+"""
 import torch
 
 from scratchformers.fast.runtime import check_fast_available

@@ -66,12 +66,10 @@ class GPT(nn.Module):
         return total
 
     def new_kv_cache(self, batch_size: int) -> KVCache:
-        """An empty cache sized for this model, on its device and in its dtype."""
-        weight = self.transformer.wte.weight
+        """An empty cache sized for this model; its buffers take the dtype and device of the first keys stored
+        (the autocast dtype under ``torch.autocast``, else the weights')."""
         c = self.config
-        return KVCache(
-            c.num_layers, batch_size, c.num_heads, c.max_len, c.head_dim, device=weight.device, dtype=weight.dtype
-        )
+        return KVCache(c.num_layers, batch_size, c.num_heads, c.max_len, c.head_dim)
 
     def _check_input(self, idx: torch.Tensor, past: int) -> None:
         if not isinstance(idx, torch.Tensor) or idx.dim() != 2 or idx.dtype not in (torch.int64, torch.int32):
