@@ -56,13 +56,12 @@ def config_from_hf(hf_config: dict[str, Any], **overrides: Any) -> GPTConfig:
     bad = sorted(set(overrides) - set(OVERRIDABLE))
     if bad:
         raise ValueError(f"cannot override {bad}: the checkpoint fixes the architecture; allowed: {list(OVERRIDABLE)}")
-    n_embd = hf_config.get("n_embd", 768)
     fields = dict(
         max_len=hf_config.get("n_positions", 1024),
-        emb_dim=n_embd,
+        model_dim=hf_config.get("n_embd", 768),
         num_layers=hf_config.get("n_layer", 12),
         num_heads=hf_config.get("n_head", 12),
-        model_dim=hf_config.get("n_inner") or 4 * n_embd,
+        mlp_dim=hf_config.get("n_inner"),  # None: 4 · n_embd, as in HF
         vocab_size=hf_config.get("vocab_size", 50257),
         dropout=hf_config.get("resid_pdrop", 0.1),
         layer_norm_eps=hf_config.get("layer_norm_epsilon", 1e-5),
@@ -82,10 +81,10 @@ def config_to_hf(config: GPTConfig) -> dict[str, Any]:
         "vocab_size": config.vocab_size,
         "n_positions": config.max_len,
         "n_ctx": config.max_len,
-        "n_embd": config.emb_dim,
+        "n_embd": config.model_dim,
         "n_layer": config.num_layers,
         "n_head": config.num_heads,
-        "n_inner": config.model_dim,
+        "n_inner": config.mlp_dim,
         "activation_function": "gelu_new",
         "resid_pdrop": config.dropout,
         "embd_pdrop": config.dropout,

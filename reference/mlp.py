@@ -1,6 +1,6 @@
 """The position-wise feed-forward network of a transformer block.
 
-    MLP(x) = W₂ · GELU(W₁ x + b₁) + b₂,   W₁: C → F,  W₂: F → C  (F = model_dim = 4C in GPT-2)
+    MLP(x) = W₂ · GELU(W₁ x + b₁) + b₂,   W₁: C → F,  W₂: F → C  (C = model_dim, F = mlp_dim = 4C in GPT-2)
 
 Every position is transformed independently; attention is the only place where positions exchange information.
 """
@@ -22,9 +22,9 @@ class MLP(nn.Module):
 
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
-        self.c_fc = nn.Linear(config.emb_dim, config.model_dim, bias=config.bias)
+        self.c_fc = nn.Linear(config.model_dim, config.mlp_dim, bias=config.bias)
         self.gelu = GELU("tanh")
-        self.c_proj = nn.Linear(config.model_dim, config.emb_dim, bias=config.bias)
+        self.c_proj = nn.Linear(config.mlp_dim, config.model_dim, bias=config.bias)
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

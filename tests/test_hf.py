@@ -50,7 +50,8 @@ def test_import_from_safetensors(tmp_path: Path) -> None:
     hf = random_hf_model()
     hf.save_pretrained(tmp_path)
     ours = load_hf_gpt2(tmp_path)
-    assert ours.config.num_layers == 2 and ours.config.max_len == N_POSITIONS and ours.config.model_dim == 128
+    config = ours.config
+    assert (config.num_layers, config.max_len, config.model_dim, config.emb_dim, config.mlp_dim) == (2, N_POSITIONS, 32, 32, 128)
     assert max_logit_error(ours, hf) <= TOLERANCE
 
 
@@ -82,12 +83,17 @@ def test_import_with_other_backends(tmp_path: Path) -> None:
     assert max_logit_error(ours, hf) <= TOLERANCE
 
 
-def test_n_inner_is_respected(tmp_path: Path) -> None:
+def test_n_inner_is_our_mlp_dim_both_ways(tmp_path: Path) -> None:
     hf = random_hf_model(n_inner=48)
-    hf.save_pretrained(tmp_path)
-    ours = load_hf_gpt2(tmp_path)
-    assert ours.config.model_dim == 48
+    hf.save_pretrained(tmp_path / "hf")
+    ours = load_hf_gpt2(tmp_path / "hf")
+    assert (ours.config.model_dim, ours.config.mlp_dim) == (32, 48)
+    assert ours.transformer.h[0].mlp.c_fc.weight.shape == (48, 32)
     assert max_logit_error(ours, hf) <= TOLERANCE
+    save_hf_gpt2(ours, tmp_path / "ours")
+    exported = transformers.GPT2LMHeadModel.from_pretrained(tmp_path / "ours").eval()
+    assert (exported.config.n_embd, exported.config.n_inner) == (32, 48)
+    assert max_logit_error(ours, exported) <= TOLERANCE
 
 
 def test_export_loads_in_transformers(tmp_path: Path) -> None:

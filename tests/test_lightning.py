@@ -10,6 +10,8 @@ from torch.utils.data import DataLoader
 
 pl = pytest.importorskip("lightning.pytorch", reason="the optional `lightning` extra is not installed")
 
+from scratchformers.reference.generate import generate  # noqa: E402
+from scratchformers.reference.model import GPT  # noqa: E402
 from scratchformers.train.batches import TokenWindowDataset  # noqa: E402
 from scratchformers.train.lightning import GPT2  # noqa: E402
 from scratchformers.train.optim import lr_at  # noqa: E402
@@ -34,7 +36,7 @@ def test_fit_reload_and_generate(tmp_path):
     trainer.fit(model, loader, val_loader)
     assert trainer.global_step == 6  # optimizer steps: 12 batches with accumulation 2
     assert 0 < trainer.callback_metrics["val_loss"].item() < 10
-    assert not torch.equal(initial["model.transformer.wte.weight"], model.state_dict()["model.transformer.wte.weight"])
+    assert not torch.equal(initial["transformer.wte.weight"], model.state_dict()["transformer.wte.weight"])
     # the schedule is our lr_at, stepped once per optimizer step (after 6 steps: step 6's value)
     lr = trainer.optimizers[0].param_groups[0]["lr"]
     assert lr == pytest.approx(lr_at(6, 1e-2, 2, 6, 0.1))
@@ -47,6 +49,29 @@ def test_fit_reload_and_generate(tmp_path):
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in reloaded.state_dict().items())
     text = reloaded.generate("ROMEO:", 12, tokenizer=load_tokenizer(meta), seed=0)
     assert text.startswith("ROMEO:") and len(text) == len("ROMEO:") + 12
+    assert generate(reloaded, "ROMEO:", 12, tokenizer=load_tokenizer(meta), seed=0) == text
+
+
+def test_the_lightning_module_is_a_gpt_with_its_state_dict_keys(tmp_path):
+    torch.manual_seed(0)
+    model = GPT2(vocab_size=50, **MODEL)
+    assert isinstance(model, GPT) and isinstance(model, pl.LightningModule)
+    plain = GPT(model.config)
+    plain.load_state_dict(model.state_dict())  # strict: the very same keys
+    idx = torch.randint(0, 50, (2, 8))
+    torch.testing.assert_close(plain(idx)[0], model(idx)[0])
+
+
+def test_checkpoints_of_the_earlier_wrapper_still_load(tmp_path):
+    """Before the module became a GPT it held one in ``self.model``: its checkpoints store ``model.transformer...``."""
+    torch.manual_seed(0)
+    model = GPT2(vocab_size=50, max_steps=10, **MODEL)
+    old = {f"model.{key}": value for key, value in model.state_dict().items()}
+    torch.save({"state_dict": old, "hyper_parameters": dict(model.hparams),
+                "pytorch-lightning_version": pl.__version__}, tmp_path / "old.ckpt")
+    reloaded = GPT2.load_from_checkpoint(tmp_path / "old.ckpt")
+    assert reloaded.state_dict().keys() == model.state_dict().keys()
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in reloaded.state_dict().items())
 
 
 def test_missing_lightning_is_a_clear_error():

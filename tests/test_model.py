@@ -41,6 +41,73 @@ def test_parameter_count_formula_matches_a_model_on_the_meta_device(name: str) -
     assert model.num_parameters(non_embedding=True) == count_parameters(config, non_embedding=True)
 
 
+# The seed's usage: `config = dict(max_len=1024, emb_dim=768, num_layers=12, num_heads=12, model_dim=768, ...)`.
+SEED_CONFIG = dict(max_len=1024, emb_dim=768, num_layers=12, num_heads=12, model_dim=768, vocab_size=50257,
+                   weight_decay=0.1, dropout=0.0)
+
+
+def test_the_seeds_config_is_gpt2_small() -> None:
+    config = GPTConfig(**SEED_CONFIG)
+    assert config == get_config("gpt2")
+    assert (config.emb_dim, config.model_dim, config.mlp_dim) == (768, 768, 3072)
+    assert count_parameters(config) == 124_439_808
+    with torch.device("meta"):
+        model = GPT(config)
+    assert model.num_parameters() == 124_439_808
+    assert model.transformer.h[0].mlp.c_fc.weight.shape == (3072, 768)
+    assert model.transformer.h[0].mlp.c_proj.weight.shape == (768, 3072)
+
+
+@pytest.mark.parametrize("widths", [dict(emb_dim=96), dict(model_dim=96), dict(emb_dim=96, model_dim=96)])
+def test_emb_dim_and_model_dim_are_two_names_of_d_model(widths: dict) -> None:
+    config = GPTConfig(num_heads=4, **widths)
+    assert (config.emb_dim, config.model_dim, config.mlp_dim, config.head_dim) == (96, 96, 384, 24)
+
+
+def test_emb_dim_and_model_dim_that_disagree_are_a_clear_error() -> None:
+    """The old meaning of model_dim (the MLP's width) now fails loudly and says which field to use instead."""
+    with pytest.raises(ValueError, match=r"emb_dim \(768\) and model_dim \(3072\) disagree.*pass mlp_dim=3072"):
+        GPTConfig(emb_dim=768, model_dim=3072)
+    with pytest.raises(ValueError, match="mlp_dim"):
+        GPTConfig(**SMALL, mlp_dim=0)
+
+
+def test_mlp_dim_sets_the_mlp_width_only() -> None:
+    config = GPTConfig(**SMALL, mlp_dim=40)
+    model = GPT(config)
+    assert model.transformer.h[0].mlp.c_fc.weight.shape == (40, 32)
+    assert model.transformer.h[0].attn.c_attn.weight.shape == (96, 32)
+    assert model.num_parameters() == count_parameters(config)
+
+
+def test_gpt_mini_counts_none_of_them_the_seeds_1_2m() -> None:
+    """The seed's table gives GPT-Mini (6 layers, 6 heads, width 192) "1.2M parameters". With GPT-2's layout its
+    blocks alone hold 2.67M; even an MLP only 192 wide (the seed's old 1x MLP) leaves 1.34M; the preset with GPT-2's
+    50,257-token table and 256 positions has 12.4M."""
+    config = get_config("gpt-mini")
+    assert (config.num_layers, config.num_heads, config.model_dim, config.mlp_dim) == (6, 6, 192, 768)
+    assert count_parameters(config) == 12_368_064
+    assert count_parameters(config, non_embedding=True) == 2_669_568
+    assert count_parameters(config.replace(mlp_dim=192), non_embedding=True) == 1_339_008
+
+
+def test_a_new_width_moves_d_model_and_the_default_mlp_with_it() -> None:
+    assert get_config("gpt2", model_dim=384) == get_config("gpt2", emb_dim=384)
+    assert get_config("gpt2", model_dim=384).mlp_dim == 1536
+    narrower = get_config("gpt2").replace(model_dim=96)
+    assert (narrower.emb_dim, narrower.model_dim, narrower.mlp_dim) == (96, 96, 384)
+    custom_mlp = get_config("gpt2", mlp_dim=1000).replace(emb_dim=96)
+    assert (custom_mlp.model_dim, custom_mlp.mlp_dim) == (96, 1000)
+
+
+def test_config_records_from_before_mlp_dim_still_load() -> None:
+    """Checkpoints written while model_dim meant the MLP's width have no mlp_dim key."""
+    record = get_config("gpt2").to_dict()
+    del record["mlp_dim"]
+    record["model_dim"] = 3072
+    assert GPTConfig.from_dict(record) == get_config("gpt2")
+
+
 def test_gpt3_preset_is_the_paper_not_the_context_length() -> None:
     config = get_config("gpt3")
     assert (config.num_layers, config.num_heads, config.emb_dim, config.head_dim) == (96, 96, 12288, 128)

@@ -30,7 +30,7 @@ class TrainConfig:
     # model (see GPTConfig)
     num_layers: int = 4
     num_heads: int = 4
-    emb_dim: int = 128
+    emb_dim: int = 128  # d_model, the model's width (GPTConfig's emb_dim = model_dim); the MLP is 4 x wider
     block_size: int = 128  # the context length T, GPTConfig.max_len
     vocab_size: int = 0  # 0 → the dataset's vocabulary size
     dropout: float = 0.0
