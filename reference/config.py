@@ -63,11 +63,11 @@ class GPTConfig:
         for name in ("max_len", "emb_dim", "num_layers", "num_heads", "model_dim", "vocab_size"):
             _check_positive_int(name, getattr(self, name))
         if self.emb_dim != self.model_dim:
+            wider = max(self.emb_dim, self.model_dim)
             raise ValueError(
                 f"emb_dim ({self.emb_dim}) and model_dim ({self.model_dim}) disagree: both name the model's width "
                 f"d_model (GPT-2's embeddings are its residual stream), so give one of them or the same value twice. "
-                f"For an MLP {max(self.emb_dim, self.model_dim)} wide, pass mlp_dim={max(self.emb_dim, self.model_dim)} "
-                "(its default is 4 * d_model)"
+                f"For an MLP {wider} wide, pass mlp_dim={wider} (its default is 4 * d_model)"
             )
         if self.mlp_dim is None:
             self.mlp_dim = 4 * self.model_dim
