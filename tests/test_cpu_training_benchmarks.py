@@ -1,0 +1,169 @@
+"""benchmarks/cpu_vs_nanogpt.py and benchmarks/cpu_sweep.py without nanoGPT and without minutes of training.
+
+The side-by-side benchmark runs end to end against a stand-in nanoGPT checkout (a ``train.py`` that speaks
+nanoGPT's command line and prints its lines) and a tiny model of ours, so that a renamed flag or a changed log line
+breaks a test here instead of the next real comparison. The numbers are not asserted on, only that they are found,
+compared and plotted.
+"""
+from __future__ import annotations
+
+import json
+import pickle
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from scratchformers.train.data import shakespeare
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+
+import cpu_runs  # noqa: E402
+import cpu_sweep  # noqa: E402
+import cpu_vs_nanogpt  # noqa: E402
+from cpu_runs import Point  # noqa: E402
+
+OURS_LINES = [
+    (3.0, "training from step 0: 0.82 M parameters, 2,048 tokens per step"),
+    (5.0, "step 0: train loss 4.3554, val loss 4.3574 (perplexity 78.06)"),
+    (5.4, "step 1: loss 4.3601, lr 2.00e-05, grad norm 4.569, 295 ms/step, 6,936 tokens/s, 566 MiB"),
+    (9.0, "step 10: loss 3.8580, lr 2.00e-04, grad norm 1.860, 235 ms/step, 8,725 tokens/s, 602 MiB"),
+    (10.0, "step 10: train loss 3.8329, val loss 3.8182 (perplexity 45.52)"),
+]
+NANOGPT_LINES = [
+    (1.0, "Overriding: max_iters = 2000"),
+    (2.0, "step 0: train loss 4.3500, val loss 4.3523"),
+    (2.1, "iter 0: loss 4.3488, time 1541.22ms, mfu -100.00%"),
+    (3.0, "iter 9: loss 3.8812, time 68.75ms, mfu 0.02%"),
+    (4.0, "step 10: train loss 3.8797, val loss 3.8560"),
+    (4.1, "saving checkpoint to out"),
+]
+
+
+def test_both_trainers_lines_are_read() -> None:
+    assert cpu_runs.eval_points(OURS_LINES) == [Point(5.0, 0, 4.3574), Point(10.0, 10, 3.8182)]
+    assert [(p.step, p.value) for p in cpu_runs.train_points(OURS_LINES)] == [(1, 4.3601), (10, 3.858)]
+    assert cpu_runs.eval_points(NANOGPT_LINES) == [Point(2.0, 0, 4.3523), Point(4.0, 10, 3.856)]
+    assert [(p.step, p.value) for p in cpu_runs.train_points(NANOGPT_LINES)] == [(0, 4.3488), (9, 3.8812)]
+
+
+def test_value_at_interpolates_between_evaluations_and_holds_the_last() -> None:
+    points = [Point(10.0, 0, 4.0), Point(20.0, 100, 3.0), Point(40.0, 200, 2.0)]
+    assert cpu_runs.value_at(points, 5.0) is None
+    assert cpu_runs.value_at(points, 15.0) == pytest.approx(3.5)
+    assert cpu_runs.value_at(points, 30.0) == pytest.approx(2.5)
+    assert cpu_runs.value_at(points, 99.0) == 2.0
+    assert cpu_runs.time_to_reach(points, 2.5) == pytest.approx(30.0)
+    assert cpu_runs.time_to_reach(points, 1.0) is None
+
+
+def test_sweep_knobs_become_flags_the_cli_has() -> None:
+    knobs = cpu_sweep.CANDIDATES["compile"].knobs(cpu_sweep.parse_set(["batch_size=8", "learning_rate=3e-3"]))
+    flags = cpu_sweep.knob_flags(knobs)
+    assert flags[flags.index("--batch-size") + 1] == "8" and "--compile" in flags
+    assert flags[flags.index("--learning-rate") + 1] == "0.003"
+    assert "--no-compile" in cpu_sweep.knob_flags(cpu_sweep.BASE)
+    every_knob = {k: v for c in cpu_sweep.CANDIDATES.values() for k, v in c.knobs().items()}
+    cpu_sweep.check_flags(cpu_runs.child_env(1), every_knob)  # SystemExit if the CLI lost one
+    with pytest.raises(SystemExit, match="no --not-a-knob"):
+        cpu_sweep.check_flags(cpu_runs.child_env(1), {"not_a_knob": 1})
+
+
+def test_sweep_timing_separates_steps_evaluations_and_overhead() -> None:
+    # 2 s of start-up, a 1 s evaluation at step 0 and at step 30, 0.1 s per step
+    lines = [(3.0, "step 0: train loss 4, val loss 4")]
+    lines += [(3.0 + 0.1 * s, f"step {s}: loss 3.0, lr 1e-3") for s in range(1, 31)]
+    lines += [(7.0, "step 30: train loss 3, val loss 3")]
+    timing = cpu_sweep.timing_of(lines, warm=10, steps=30, eval_batches=10)
+    assert timing["step_s"] == pytest.approx(0.1)
+    assert timing["eval_batch_s"] == pytest.approx(1.0 / 20)
+    assert timing["overhead_s"] == pytest.approx(2.0)
+
+
+FAKE_TRAIN = '''
+"""Stand-in for nanoGPT's train.py: its command line, its data checks, its printed lines; no model."""
+import math, os, pickle, sys, time
+exec(open("configurator.py").read())
+config = {}
+for arg in sys.argv[1:]:
+    if "=" not in arg:
+        exec(open(arg).read(), {}, config)
+    else:
+        key, value = arg[2:].split("=")
+        config[key] = value
+data = os.path.join("data", config["dataset"])
+meta = pickle.load(open(os.path.join(data, "meta.pkl"), "rb"))
+assert meta["vocab_size"] == len(meta["stoi"]) == len(meta["itos"])
+for split in ("train", "val"):
+    assert os.path.getsize(os.path.join(data, split + ".bin")) > 0
+os.makedirs(config["out_dir"], exist_ok=True)
+start = time.time()
+for it in range(int(config["max_iters"]) + 1):
+    loss = 4.0 * math.exp(-0.2 * (time.time() - start))
+    if it % int(config["eval_interval"]) == 0:
+        print(f"step {it}: train loss {loss:.4f}, val loss {loss:.4f}", flush=True)
+        open(os.path.join(config["out_dir"], "ckpt.pt"), "w").write("weights")
+        print(f"saving checkpoint to {config['out_dir']}", flush=True)
+    print(f"iter {it}: loss {loss:.4f}, time 20.00ms, mfu 0.00%", flush=True)
+    time.sleep(0.02)
+'''
+
+
+@pytest.fixture
+def fake_nanogpt(tmp_path: Path) -> Path:
+    root = tmp_path / "nanoGPT"
+    (root / "config").mkdir(parents=True)
+    (root / "train.py").write_text(FAKE_TRAIN)
+    (root / "sample.py").write_text('print("Overriding: device = cpu")\nprint("ROMEO:\\nA fake sample.")\n')
+    (root / "model.py").write_text("")
+    (root / "configurator.py").write_text("")
+    (root / "config" / "train_shakespeare_char.py").write_text("eval_interval = 250\nmax_iters = 5000\n")
+    return root
+
+
+def test_side_by_side_runs_end_to_end_on_a_stand_in_nanogpt(fake_nanogpt: Path, tmp_path: Path) -> None:
+    work, out = tmp_path / "work", tmp_path / "results"
+    tiny = ["--max-steps", "6", "--eval-interval", "3", "--eval-batches", "2", "--batch-size", "2",
+            "--block-size", "16", "--num-layers", "1", "--num-heads", "1", "--emb-dim", "16", "--warmup-steps", "2",
+            "--num-samples", "1", "--sample-tokens", "20"]
+    code = cpu_vs_nanogpt.main(["--nanogpt", str(fake_nanogpt), "--quick", "--threads", "1", "--work-dir", str(work),
+                                "--out", str(out), "--budget-s", "600", "--ours", *tiny])
+    assert code == 0
+    report = json.loads((out / "cpu_vs_nanogpt.json").read_text())
+    assert list(report["runs"]) == ["ours", "nanogpt-readme", "nanogpt-long"]
+    ours = report["runs"]["ours"]
+    assert ours["stop"] == "finished" and [e["step"] for e in ours["evals"]] == [0, 3, 6]
+    cmp = report["comparison"]
+    assert cmp["t_star_s"] == pytest.approx(ours["evals"][-1]["t"], abs=0.01) and cmp["ours_step"] == 6
+    for name in ("nanogpt-readme", "nanogpt-long"):
+        theirs = cmp["nanogpt"][name]
+        assert theirs["val_at_t_star"] is not None
+        assert theirs["ratio_ours_over_theirs"] == pytest.approx(cmp["ours_val"] / theirs["val_at_t_star"])
+    assert cmp["ratio_vs_best"] == pytest.approx(
+        cmp["ours_val"] / min(r["val_at_t_star"] for r in cmp["nanogpt"].values()))
+    assert report["samples"]["nanogpt-long"] == "ROMEO:\nA fake sample."
+    assert report["data"] == {"characters": 1_115_394, "train_tokens": 1_003_854, "val_tokens": 111_540,
+                              "vocab_size": 77}
+    markdown = (out / "cpu_vs_nanogpt.md").read_text()
+    assert "QUICK SMOKE TEST" in markdown and "**Result:**" in markdown
+    assert (out / "cpu_vs_nanogpt.png").stat().st_size > 0
+
+    # nanoGPT's data is our prepared data, token for token, with nanoGPT's meta.pkl
+    nano, ours_data = work / "data" / "shakespeare_char", work / "data" / "shakespeare_tiny_char"
+    meta = pickle.loads((nano / "meta.pkl").read_bytes())
+    val = np.fromfile(nano / "val.bin", dtype=np.uint16)
+    assert (nano / "train.bin").read_bytes() == (ours_data / "train.bin").read_bytes()
+    assert "".join(meta["itos"][int(i)] for i in val[:200]) == shakespeare("tiny")[1_003_854:1_004_054]
+
+    (out / "cpu_vs_nanogpt.png").unlink()
+    assert cpu_vs_nanogpt.main(["--report-only", "--out", str(out)]) == 0
+    assert (out / "cpu_vs_nanogpt.png").is_file()
+
+
+def test_a_folder_that_is_not_nanogpt_gets_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit):
+        cpu_vs_nanogpt.main(["--nanogpt", str(tmp_path)])
+    assert "not a nanoGPT checkout (no train.py" in capsys.readouterr().err
