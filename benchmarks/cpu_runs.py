@@ -36,6 +36,7 @@ EVAL_LINE = re.compile(r"\bstep (\d+): .*?\bval loss\s+(\d+(?:\.\d+)?)")
 TRAIN_LINE = re.compile(r"\b(?:iter|step) (\d+): loss\s+(\d+(?:\.\d+)?)")
 STOP_GRACE_S = 60.0  # after SIGINT, how long a run may take to save and exit before it is killed
 ECHO_EVERY_S = 15.0  # training lines reach the console at most this often (evaluations always do)
+_LIVE: set[subprocess.Popen] = set()  # runs in progress, killed if this script is terminated
 
 
 @dataclass
@@ -169,10 +170,11 @@ def run_stamped(
     start = time.perf_counter()
     proc = subprocess.Popen(list(command), cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, bufsize=1, errors="replace")
+    _LIVE.add(proc)
 
     def read() -> None:
         last_echo = -ECHO_EVERY_S
-        with open(log_path, "w", encoding="utf-8") as log:
+        with open(log_path, "w", encoding="utf-8", buffering=1) as log:  # line-buffered: a killed run keeps its log
             for raw in proc.stdout:
                 t = time.perf_counter() - start
                 text = raw.rstrip("\n").split("\r")[-1]  # a progress bar's carriage returns: keep the last state
@@ -202,10 +204,24 @@ def run_stamped(
     except BaseException:  # Ctrl-C or an error here: never leave a training run behind
         proc.kill()
         raise
-    proc.wait()
+    finally:
+        proc.wait()
+        _LIVE.discard(proc)
     wall = time.perf_counter() - start
     reader.join(timeout=10)
     return Run(name, list(command), lines, proc.returncode, stop, wall, load_before, load_average())
+
+
+def kill_runs_on_sigterm() -> None:
+    """Make SIGTERM (``timeout``, a job scheduler) kill the runs in progress, then exit: without it they would
+    outlive this script and keep the cores busy."""
+
+    def handle(signum: int, frame: Any) -> None:
+        for proc in list(_LIVE):
+            proc.kill()
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handle)
 
 
 def _interrupt(proc: subprocess.Popen) -> None:

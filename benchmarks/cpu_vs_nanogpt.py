@@ -378,4 +378,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    cpu_runs.kill_runs_on_sigterm()
     sys.exit(main())
