@@ -37,7 +37,6 @@ File format (:meth:`WordBPE.save`): JSON with ``format``, ``version``, ``alphabe
 """
 from __future__ import annotations
 
-import json
 import re
 import warnings
 from collections import Counter
@@ -46,6 +45,8 @@ from pathlib import Path
 from typing import Literal, Union
 
 from tqdm import tqdm
+
+from scratchformers.reference.jsonfile import load_json, save_json
 
 PAD = "<pad>"
 UNK = "<unk>"
@@ -401,25 +402,23 @@ class WordBPE:
         return "".join(tokens).replace(END_OF_WORD, " ").removesuffix(" ")
 
     def save(self, path: str | Path) -> None:
-        """Write the tokenizer as JSON (format in the module docstring)."""
-        data = {
+        """Write the tokenizer as JSON (format in the module docstring). The file is replaced whole or not at all:
+        an alphabet that cannot be written (a lone surrogate) raises ``ValueError`` and leaves ``path`` as it was."""
+        save_json(path, {
             "format": FILE_FORMAT,
             "version": FILE_VERSION,
             "alphabet": self.alphabet,
             "merges": [list(pair) for pair in self.merges],
-        }
-        Path(path).write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+        })
 
     @classmethod
     def load(cls, path: str | Path) -> WordBPE:
-        """Read a tokenizer written by :meth:`save`."""
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path} is not a JSON file: {error}") from None
-        if not isinstance(data, dict) or data.get("format") != FILE_FORMAT or data.get("version") != FILE_VERSION:
-            raise ValueError(f"{path} is not a {FILE_FORMAT} file of version {FILE_VERSION}")
+        """Read a tokenizer written by :meth:`save`; ``ValueError`` if the file is not one, or is damaged."""
+        data = load_json(path, FILE_FORMAT, FILE_VERSION, {"alphabet": list, "merges": list})
+        alphabet, merges = data["alphabet"], data["merges"]
+        if not (all(isinstance(pair, list) and len(pair) == 2 for pair in merges)
+                and all(isinstance(symbol, str) for symbol in [*alphabet, *(s for pair in merges for s in pair)])):
+            raise ValueError(f"{path} is damaged: 'alphabet' must list strings and 'merges' pairs of strings")
         tokenizer = cls()
-        tokenizer._set_merges(data["alphabet"], [tuple(pair) for pair in data["merges"]])
+        tokenizer._set_merges(alphabet, [tuple(pair) for pair in merges])
         return tokenizer
-

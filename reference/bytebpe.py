@@ -14,6 +14,8 @@ Written in the style of Karpathy's minbpe ``RegexTokenizer``. The pipeline for o
    first occurs, so :mod:`scratchformers.fast.bytebpe` reproduces it exactly.
 4. **Encode** (tiktoken's algorithm): within a chunk, repeatedly merge the adjacent pair whose concatenated bytes
    form the token with the lowest id ("rank"), the leftmost pair on ties, until no adjacent pair forms a token.
+   Written for reading, this is quadratic in a chunk's length (see :func:`bpe_parts` for the measured growth):
+   fine for prose, whose chunks are short; :mod:`scratchformers.fast.bytebpe` is the encoder for long chunks.
    A chunk that is itself a token is emitted directly, as tiktoken does. Working with byte strings and ranks
    rather than with the merge list lets the same code run GPT-2's own vocabulary, whose 256 byte tokens are not
    numbered 0..255 (GPT-2 gave the printable bytes the first ids).
@@ -34,7 +36,6 @@ File format (:meth:`ByteLevelBPE.save`): JSON with the split ``pattern``, ``byte
 """
 from __future__ import annotations
 
-import json
 import warnings
 from collections import Counter
 from collections.abc import Iterable, Set
@@ -45,6 +46,7 @@ import regex
 from tqdm import tqdm
 
 from scratchformers.encoding import ENDOFTEXT, ENDOFTEXT_ID, GPT2_SPLIT_PATTERN, gpt2_mergeable_ranks
+from scratchformers.reference.jsonfile import load_json, save_json
 
 FILE_FORMAT = "scratchformers-bytebpe"
 FILE_VERSION = 1
@@ -88,6 +90,14 @@ def bpe_parts(piece: bytes, ranks: dict[bytes, int], max_rank: int | None = None
 
     Only tokens of rank below ``max_rank`` may be formed when it is given (used by :func:`recover_merges`).
     Ties (the same token possible at two places) go to the leftmost pair, as in tiktoken.
+
+    Cost: each merge rescans every adjacent pair and splices the list, and a piece of n bytes takes up to n - 1
+    merges, so the time is quadratic in n. Ordinary text is cut by the split regex into pieces of a few bytes, so
+    encoding it grows linearly (Shakespeare, 10 KB -> 100 KB: 9.2x the time); a piece the regex does not cut (a
+    long run of letters, of digits, of spaces) does not: 1 KB -> 10 KB of letters took 146x the time, and 100 KB
+    would take about a hundred times longer again. For such input use :mod:`scratchformers.fast.bytebpe` (tiktoken), which encoded
+    the same 10 KB about 15,000x faster. (Measured side by side on a shared 2-core CPU:
+    ``benchmarks/test_bench_bytebpe.py``, groups ``bytebpe-growth-*``.)
     """
     parts = [bytes([b]) for b in piece]
     while len(parts) > 1:
@@ -177,8 +187,10 @@ class ByteLevelBPE:
 
     @property
     def vocab_size(self) -> int:
-        """Number of token ids: ordinary tokens plus special tokens."""
-        return len(self.vocab) + len(self.special_tokens)
+        """The size of the embedding table this tokenizer needs: its largest id plus one, ordinary and special
+        tokens alike (tiktoken's ``n_vocab``, the same definition). Ids no token uses count too: a 1,000-token
+        vocabulary with ``<|endoftext|>`` registered as 50256 has ``vocab_size`` 50,257."""
+        return max([*self.vocab, *self.special_tokens.values()]) + 1
 
     @property
     def inverse_special_tokens(self) -> dict[int, str]:
@@ -334,7 +346,7 @@ class ByteLevelBPE:
             elif idx in inverse_special:
                 parts.append(inverse_special[idx].encode("utf-8"))
             else:
-                raise ValueError(f"invalid token id {idx} (vocabulary has {self.vocab_size} tokens)")
+                raise ValueError(f"invalid token id {idx}: no token has it (ids lie in [0, {self.vocab_size}))")
         return b"".join(parts).decode("utf-8", errors="replace")
 
     # ------------------------------------------------------------------ GPT-2, saving and loading
@@ -349,29 +361,29 @@ class ByteLevelBPE:
         return tokenizer
 
     def save(self, path: str | Path) -> None:
-        """Write the tokenizer as JSON (format described in the module docstring)."""
-        data = {
+        """Write the tokenizer as JSON (format described in the module docstring), replacing ``path`` whole."""
+        save_json(path, {
             "format": FILE_FORMAT,
             "version": FILE_VERSION,
             "pattern": self.pattern,
             "byte_ids": self.byte_ids,
             "merges": [[a, b, idx] for (a, b), idx in self.merges.items()],
             "special_tokens": self.special_tokens,
-        }
-        Path(path).write_text(json.dumps(data), encoding="utf-8")
+        })
 
     @classmethod
     def load(cls, path: str | Path) -> ByteLevelBPE:
-        """Read a tokenizer written by :meth:`save`."""
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path} is not a JSON file: {error}") from None
-        if not isinstance(data, dict) or data.get("format") != FILE_FORMAT or data.get("version") != FILE_VERSION:
-            raise ValueError(f"{path} is not a {FILE_FORMAT} file of version {FILE_VERSION}")
+        """Read a tokenizer written by :meth:`save`; ``ValueError`` if the file is not one, or is damaged."""
+        data = load_json(path, FILE_FORMAT, FILE_VERSION,
+                         {"pattern": str, "byte_ids": list, "merges": list, "special_tokens": dict})
         if data["pattern"] != GPT2_SPLIT_PATTERN:
             raise ValueError(f"{path} uses a split pattern other than GPT-2's, which this class does not support")
+        if not all(isinstance(m, list) and len(m) == 3 for m in data["merges"]):
+            raise ValueError(f"{path} is damaged: 'merges' must list [a, b, new_id] triples")
         tokenizer = cls()
-        tokenizer._set_merges({(a, b): idx for a, b, idx in data["merges"]}, byte_ids=data["byte_ids"])
-        tokenizer.register_special_tokens(data["special_tokens"])
+        try:
+            tokenizer._set_merges({(a, b): idx for a, b, idx in data["merges"]}, byte_ids=data["byte_ids"])
+            tokenizer.register_special_tokens(data["special_tokens"])
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"{path} is damaged: {err}") from None
         return tokenizer

@@ -51,6 +51,8 @@ def test_every_benchmark_ran_none_skipped(quick_run: tuple[dict, ET.Element]) ->
     assert files == {f"benchmarks/{p.name}" for p in BENCHMARKS.glob("test_bench_*.py")}
     groups = {b["group"] for b in data["benchmarks"]}
     assert BLOCK_GROUPS <= groups
+    assert {f"bytebpe-growth-{kind}-{encoder}" for kind in ("prose", "one-chunk")
+            for encoder in ("reference", "fast")} <= groups  # both byte-level encoders, two sizes each
     for group in BLOCK_GROUPS:
         names = {b["params"]["impl"] for b in data["benchmarks"] if b["group"] == group}
         assert names == {"numpy", "torch-reference", "torch-functional"}

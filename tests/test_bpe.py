@@ -292,6 +292,42 @@ def test_save_and_load_round_trip(tmp_path):
     assert loaded.decode(loaded.encode(text)) == " ".join(text.split())
 
 
+def test_save_replaces_the_file_whole_or_not_at_all(tmp_path):
+    path = tmp_path / "bpe.json"
+    good = WordBPE()
+    good.train("low lower lowest", 3)
+    good.save(path)
+    before = path.read_bytes()
+    broken = WordBPE()
+    broken.train("low lo\ud800w", 2)  # a lone surrogate in the alphabet: no UTF-8 form
+    with pytest.raises(ValueError, match="no UTF-8 form.*nothing was written"):
+        broken.save(path)
+    assert path.read_bytes() == before and WordBPE.load(path).merges == good.merges
+    assert [p.name for p in tmp_path.iterdir()] == ["bpe.json"]  # no temporary file left behind
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("merges", None, "'merges' field is missing"),
+    ("alphabet", None, "'alphabet' field is missing"),
+    ("merges", "ab", "'merges' should be a list, not str"),
+    ("merges", [["a"]], "pairs of strings"),
+    ("alphabet", [1, 2], "'alphabet' must list strings"),
+])
+def test_load_names_a_missing_or_damaged_field(tmp_path, key, value, message):
+    path = tmp_path / "bpe.json"
+    tok = WordBPE()
+    tok.train("low lower lowest", 3)
+    tok.save(path)
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if value is None:
+        del data[key]
+    else:
+        data[key] = value
+    path.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(ValueError, match=message):
+        WordBPE.load(path)
+
+
 def test_load_rejects_other_files(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text("{not json", encoding="utf-8")

@@ -307,6 +307,28 @@ def test_load_rejects_bad_files(tmp_path):
         ByteLevelBPE.load(broken)
 
 
+@pytest.mark.parametrize("key", ["merges", "byte_ids", "special_tokens", "pattern"])
+def test_load_names_a_missing_field(tmp_path, key):
+    path = tmp_path / "tok.json"
+    ByteLevelBPE().save(path)
+    data = json.loads(path.read_text())
+    del data[key]
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=f"'{key}' field is missing"):
+        ByteLevelBPE.load(path)
+
+
+def test_vocab_size_is_the_largest_id_plus_one_as_in_the_tiktoken_export():
+    fast = pytest.importorskip("scratchformers.fast.bytebpe")
+    for cls in (ByteLevelBPE, fast.ByteLevelBPE):
+        tok = cls()
+        tok.train(shakespeare("tiny")[:5_000], 300)
+        assert tok.vocab_size == 300
+        tok.register_special_tokens({ENDOFTEXT: 50256})  # GPT-2's id, far past the 300 trained tokens
+        assert tok.vocab_size == 50257 == max(tok.encode(ENDOFTEXT, allowed_special="all")) + 1
+    assert tok.to_tiktoken().n_vocab == tok.vocab_size
+
+
 # ---------------------------------------------------------------- bad input
 
 

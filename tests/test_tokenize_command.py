@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ast
+import json
 
 import pytest
 
@@ -95,3 +96,17 @@ def test_byte_level_kind(corpus_file, tmp_path, capsys):
     tok = ByteLevelBPE.load(saved)
     ids_line = next(line for line in out.splitlines() if line.startswith("ids:"))
     assert ast.literal_eval(ids_line.removeprefix("ids:").strip()) == tok.encode("the cat")
+
+
+@pytest.mark.parametrize("kind", ["word", "byte"])
+def test_load_of_a_damaged_file_is_one_line(corpus_file, tmp_path, capsys, kind):
+    saved = tmp_path / "tok.json"
+    size = ["--merges", "5"] if kind == "word" else ["--vocab-size", "260"]
+    assert main(["tokenize", "--kind", kind, "--input", str(corpus_file), *size, "--save", str(saved), "--quiet"]) == 0
+    data = json.loads(saved.read_text(encoding="utf-8"))
+    del data["merges"]
+    saved.write_text(json.dumps(data), encoding="utf-8")
+    assert main(["tokenize", "--kind", kind, "--load", str(saved), "--encode", "the cat"]) == 1
+    err = capsys.readouterr().err
+    assert err == f"scratchformers tokenize: error: {saved} is damaged: the 'merges' field is missing; save the " \
+                  "tokenizer again\n"
