@@ -46,8 +46,8 @@ def minimal_state(**extra) -> dict:
 
 
 def start_training(data_dir: str, out_dir: Path, *extra: str) -> subprocess.Popen:
-    command = [sys.executable, "-m", "scratchformers", "train", "--data-dir", data_dir, "--out-dir", str(out_dir),
-               *TINY_RUN, *extra]
+    command = [sys.executable, "-m", "scratchformers", "train", "--data-dir", data_dir, "--shakespeare-variant", "tiny",
+               "--out-dir", str(out_dir), *TINY_RUN, *extra]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 

@@ -30,7 +30,7 @@ def worker(rank: int, port: int, data_dir: str, out_dir: str) -> None:
     config = get_train_config(
         "shakespeare-cpu", data_dir=data_dir, out_dir=out_dir, device="cpu", num_layers=1, num_heads=2, emb_dim=32,
         block_size=16, batch_size=4, grad_accum_steps=2, max_steps=4, warmup_steps=1, eval_interval=2,
-        eval_batches=2, log_interval=1, num_samples=0, plot=False, learning_rate=1e-2,
+        eval_batches=2, log_interval=1, num_samples=0, plot=False, learning_rate=1e-2, shakespeare_variant="tiny",
     )
     trainer = Trainer(config, progress=False)
     assert trainer.ctx.world_size == WORLD_SIZE and trainer.ctx.rank == rank

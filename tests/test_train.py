@@ -35,7 +35,7 @@ def tiny_config(data_dir: str, out_dir: str, **overrides) -> TrainConfig:
     values = dict(
         data_dir=data_dir, out_dir=out_dir, num_layers=1, num_heads=2, emb_dim=32, block_size=16, batch_size=4,
         max_steps=8, warmup_steps=2, eval_interval=4, eval_batches=2, log_interval=1, num_samples=0, plot=False,
-        num_threads=1, learning_rate=1e-2,
+        num_threads=1, learning_rate=1e-2, shakespeare_variant="tiny",
     )
     values.update(overrides)
     return get_train_config("shakespeare-cpu", **values)
@@ -214,5 +214,5 @@ def test_float16_on_cpu_is_refused(char_data, tmp_path):
 
 
 def test_wrong_tokenizer_for_the_data_dir_is_refused(char_data, tmp_path):
-    with pytest.raises(ValueError, match="char tokens"):
+    with pytest.raises(ValueError, match=r"holds shakespeare \(tiny, char tokenizer\) but .* --tokenizer char"):
         Trainer(tiny_config(char_data, str(tmp_path), tokenizer="gpt2"), progress=False)

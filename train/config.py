@@ -14,6 +14,8 @@ from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Any
 
 from scratchformers.reference.config import GPTConfig
+from scratchformers.train.data import VARIANTS
+from scratchformers.train.datasets import DEFAULT_BPE_MERGES, default_data_dir
 
 
 @dataclass
@@ -23,10 +25,12 @@ class TrainConfig:
     # run and data
     name: str = "shakespeare-cpu"  # names the output folder out/<name>
     out_dir: str = ""  # "" → out/<name>
+    # The dataset asked for: train refuses data whose meta.json records another one (see train/datasets.py).
     dataset: str = "shakespeare"  # "shakespeare" is prepared automatically; anything else must be prepared first
-    data_dir: str = ""  # "" → data/shakespeare_<tokenizer> (data/shakespeare_tiny_<tokenizer>) or data/<dataset>
-    tokenizer: str = "char"  # for an automatic Shakespeare preparation: "char", "gpt2" or "bpe"
+    data_dir: str = ""  # "" → data/shakespeare_[tiny_]<tokenizer>[<bpe_merges>], data/<dataset> otherwise
+    tokenizer: str = "char"  # Shakespeare's tokenizer: "char", "gpt2" or "bpe"
     shakespeare_variant: str = "full"  # "full" (5.06 M characters) or "tiny" (1.1 M)
+    bpe_merges: int = DEFAULT_BPE_MERGES  # merges of the word BPE, with tokenizer "bpe"
     # model (see GPTConfig)
     num_layers: int = 4
     num_heads: int = 4
@@ -69,7 +73,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         positive = ("num_layers", "num_heads", "emb_dim", "block_size", "batch_size", "grad_accum_steps",
-                    "max_steps", "eval_interval", "eval_batches", "log_interval")
+                    "max_steps", "eval_interval", "eval_batches", "log_interval", "bpe_merges")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"TrainConfig.{name} must be at least 1, got {getattr(self, name)}")
@@ -83,7 +87,7 @@ class TrainConfig:
             )
         if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
             raise ValueError(f"dtype must be 'auto', 'float32', 'bfloat16' or 'float16', got {self.dtype!r}")
-        if self.shakespeare_variant not in ("full", "tiny"):
+        if self.shakespeare_variant not in VARIANTS:
             raise ValueError(f"shakespeare_variant must be 'full' or 'tiny', got {self.shakespeare_variant!r}")
         self.model_config(vocab_size=max(self.vocab_size, 1))  # validates the model fields early
 
@@ -98,12 +102,7 @@ class TrainConfig:
 
     def resolved_data_dir(self) -> str:
         """Where the prepared dataset is (or, for Shakespeare, will be prepared)."""
-        if self.data_dir:
-            return self.data_dir
-        if self.dataset == "shakespeare":
-            variant = "" if self.shakespeare_variant == "full" else f"{self.shakespeare_variant}_"
-            return f"data/shakespeare_{variant}{self.tokenizer}"
-        return f"data/{self.dataset}"
+        return self.data_dir or default_data_dir(self)
 
     def model_config(self, vocab_size: int) -> GPTConfig:
         """The model's :class:`GPTConfig`; ``vocab_size`` is used when the config's own is 0 (from the data)."""

@@ -14,6 +14,7 @@ from typing import Literal
 
 TINY_CHARS = 1_115_394
 Variant = Literal["full", "tiny"]
+VARIANTS: tuple[Variant, ...] = ("full", "tiny")
 
 
 @functools.lru_cache(maxsize=1)

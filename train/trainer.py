@@ -47,7 +47,7 @@ from scratchformers.train.checkpoint import (
 from scratchformers.train.config import TrainConfig
 from scratchformers.train.metrics import flops_per_token, memory_mb, peak_flops
 from scratchformers.train.optim import lr_at, make_optimizer, set_lr
-from scratchformers.train.prepare import check_vocab, load_meta, prepare_shakespeare
+from scratchformers.train.prepare import check_vocab, ensure_data
 
 LOG_FILE = "log.jsonl"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -65,23 +65,6 @@ class TrainResult:
     ms_per_step: float  # training steps only
     out_dir: Path
     samples: list[str] = field(default_factory=list)
-
-
-def ensure_data(config: TrainConfig, ctx: ddp.DistContext) -> dict[str, Any]:
-    """The dataset's metadata; the embedded Shakespeare is prepared first if it is missing (by process 0)."""
-    data_dir = Path(config.resolved_data_dir())
-    with ddp.main_process_first(ctx):
-        if ctx.is_main and config.dataset == "shakespeare" and not (data_dir / "meta.json").is_file():
-            print(f"preparing the embedded Shakespeare ({config.shakespeare_variant}, {config.tokenizer} tokens) "
-                  f"into {data_dir}")
-            prepare_shakespeare(data_dir, tokenizer=config.tokenizer, variant=config.shakespeare_variant)
-    meta = load_meta(data_dir)
-    if config.dataset == "shakespeare" and meta["tokenizer"]["kind"] != config.tokenizer:
-        raise ValueError(
-            f"{data_dir} holds {meta['tokenizer']['kind']} tokens but the config asks for tokenizer="
-            f"{config.tokenizer!r}; pick another --data-dir or remove the folder to prepare it again"
-        )
-    return meta
 
 
 def resume_config(out_dir: str | Path, /, **overrides: Any) -> tuple[TrainConfig, dict[str, Any]]:
