@@ -57,7 +57,7 @@ def expand_data_files(patterns: Sequence[str | Path]) -> list[Path]:
         path = Path(pattern)
         if path.is_dir():
             raise DataFileError(f"--data-files: {pattern!r} is a directory; name its files, e.g. "
-                                f"'{path / '*.jsonl'}' ('**/*.jsonl' for sub-folders)")
+                                f"'{path / '*.jsonl'}' ('{path / '**' / '*.jsonl'}' with its sub-folders)")
         if path.is_file():
             files.add(path.resolve())
             continue

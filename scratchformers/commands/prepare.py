@@ -6,9 +6,9 @@ Two datasets:
   openwebtext   nanoGPT's GPT-2 reproduction data via `datasets` (8 M documents, ~9 B tokens, 0.05% val),
                 or your own documents with --data-files (.jsonl/.json/.parquet with a `text` column, or .txt files)
 
-The default output folder is the one `scratchformers train` reads for the same dataset, tokenizer and variant;
-meta.json records all three (and the source), and train refuses a folder that holds something else. A rerun replaces
-a dataset only once the new one is complete: if it fails or is stopped, the previous dataset is still there.
+The default output folder is the one `scratchformers train` reads for the same dataset, tokenizer, variant and BPE
+merges; meta.json records them (and the source), and train refuses a folder that holds something else. A rerun
+replaces a dataset only once the new one is complete: if it fails or is stopped, the previous dataset is still there.
 
 Examples:
   scratchformers prepare shakespeare                       # GPT-2 BPE -> data/shakespeare_gpt2
@@ -24,6 +24,7 @@ import argparse
 import sys
 import time
 
+from scratchformers.train.data import VARIANTS
 from scratchformers.train.datasets import (
     DEFAULT_BPE_MERGES,
     OPENWEBTEXT_SPEC,
@@ -33,7 +34,6 @@ from scratchformers.train.datasets import (
     TOKENIZERS,
     shakespeare_spec,
 )
-from scratchformers.train.data import VARIANTS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
