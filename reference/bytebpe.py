@@ -93,11 +93,11 @@ def bpe_parts(piece: bytes, ranks: dict[bytes, int], max_rank: int | None = None
 
     Cost: each merge rescans every adjacent pair and splices the list, and a piece of n bytes takes up to n - 1
     merges, so the time is quadratic in n. Ordinary text is cut by the split regex into pieces of a few bytes, so
-    encoding it grows linearly (Shakespeare, 10 KB -> 100 KB: 9.2x the time); a piece the regex does not cut (a
-    long run of letters, of digits, of spaces) does not: 1 KB -> 10 KB of letters took 146x the time, and 100 KB
-    would take about a hundred times longer again. For such input use :mod:`scratchformers.fast.bytebpe` (tiktoken), which encoded
-    the same 10 KB about 15,000x faster. (Measured side by side on a shared 2-core CPU:
-    ``benchmarks/test_bench_bytebpe.py``, groups ``bytebpe-growth-*``.)
+    encoding it grows about linearly (Shakespeare, 10 KB -> 100 KB: 9x to 18x the time over four runs on a busy
+    machine). A piece the regex does not cut (a long run of letters, digits or spaces) does not: 1 KB -> 10 KB of
+    letters took 146x the time, and 100 KB would take about a hundred times longer again. For such input use
+    :mod:`scratchformers.fast.bytebpe` (tiktoken), which encoded the same 10 KB about 15,000x faster. (Measured
+    side by side on a shared 2-core CPU: ``benchmarks/test_bench_bytebpe.py``, groups ``bytebpe-growth-*``.)
     """
     parts = [bytes([b]) for b in piece]
     while len(parts) > 1:
