@@ -7,9 +7,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 from torch.utils.data import DataLoader
 
-from scratchformers.train.batches import MemmapBatches, TokenWindowDataset
+from scratchformers.train.batches import (
+    MemmapBatches,
+    StepBatches,
+    TokenWindowDataset,
+    split_global_batch,
+)
 
 N_TRAIN, N_VAL, B, T = 5000, 700, 4, 16
 
@@ -78,6 +85,73 @@ def test_fixed_batches_are_deterministic(arange_dir: Path) -> None:
         assert torch.equal(x1, x2) and torch.equal(x1, x3) and torch.equal(y1, y3)
         assert torch.equal(y1, x1 + 1)
     assert not torch.equal(first[0][0], first[1][0])
+
+
+@settings(max_examples=50, deadline=None)
+@given(seed=st.integers(0, 2**62))
+@example(seed=1337)  # the trainer's default seed: once also the fixed batches' seed
+def test_fixed_batches_are_never_the_random_stream(arange_dir: Path, seed: int) -> None:
+    batches = MemmapBatches(arange_dir, "train", T, B, seed=seed)
+    fixed = batches.fixed_batches(2)
+    for x_fixed, _ in fixed:
+        assert not torch.equal(batches.get_batch()[0], x_fixed)
+
+
+@given(batch_size=st.integers(1, 16), grad_accum_steps=st.integers(1, 16), world_size=st.integers(1, 16))
+def test_the_global_batch_is_kept_on_any_number_of_processes(batch_size: int, grad_accum_steps: int,
+                                                              world_size: int) -> None:
+    global_batch = batch_size * grad_accum_steps
+    if global_batch % world_size:
+        with pytest.raises(ValueError, match=f"cannot be shared equally by {world_size} processes") as error:
+            split_global_batch(batch_size, grad_accum_steps, world_size)
+        suggested = int(str(error.value).split("--grad-accum-steps ")[1].split(",")[0])
+        split_global_batch(batch_size, suggested, world_size)  # the first suggestion works
+        return
+    split = split_global_batch(batch_size, grad_accum_steps, world_size)
+    assert split.global_batch == global_batch == split.world_size * split.accum_steps * split.micro_batch
+    assert 1 <= split.micro_batch <= batch_size and split.world_size == world_size
+    if grad_accum_steps % world_size == 0:  # nanoGPT's split: the micro-batch is kept, accumulation divided
+        assert (split.micro_batch, split.accum_steps) == (batch_size, grad_accum_steps // world_size)
+
+
+def test_split_examples() -> None:
+    assert split_global_batch(12, 10, 1).describe() == "120 windows (1 process × 10 micro-batches × 12 windows)"
+    assert split_global_batch(12, 10, 2).describe() == "120 windows (2 processes × 5 micro-batches × 12 windows)"
+    assert split_global_batch(12, 10, 8).describe() == "120 windows (8 processes × 3 micro-batches × 5 windows)"
+    with pytest.raises(ValueError, match=r"use --grad-accum-steps 7, 14, 21, \.\.\. \(a multiple of 7\) or a number of "
+                                         r"processes that divides 120 \(1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 24, 30, 40, "
+                                         r"60, 120\)"):
+        split_global_batch(12, 10, 7)
+
+
+@pytest.mark.parametrize("world_size", [1, 2, 3, 6])
+def test_processes_share_out_the_same_global_batches(arange_dir: Path, world_size: int) -> None:
+    """Whatever the number of processes, together they read the windows one process reads alone, in order."""
+    def windows(world: int, rank: int) -> list[torch.Tensor]:
+        split = split_global_batch(B, 3, world)
+        step_batches = StepBatches(MemmapBatches(arange_dir, "train", T, B, seed=5), split, rank)
+        return [step_batches.next()[0][:, 0] for _ in range(2 * split.accum_steps)]  # two steps' window starts
+
+    alone = torch.cat(windows(1, 0)).view(2, -1)  # (steps, global batch)
+    shared = [torch.cat(windows(world_size, rank)).view(2, -1) for rank in range(world_size)]
+    assert torch.equal(torch.cat(shared, dim=1), alone)
+
+
+def test_step_batches_state_skips_nothing_and_repeats_nothing(arange_dir: Path) -> None:
+    """A state taken between steps, with the next step's first micro-batch already read ahead, resumes with that
+    micro-batch: the read-ahead is drawn again, not lost."""
+    split = split_global_batch(B, 2, 1)
+    run = StepBatches(MemmapBatches(arange_dir, "train", T, B, seed=3), split, 0)
+    run.next(), run.next()
+    run.prefetch()
+    state = run.state_dict()
+    expected = [run.next()[0] for _ in range(4)]
+    resumed = StepBatches(MemmapBatches(arange_dir, "train", T, B, seed=99), split, 0)
+    resumed.load_state_dict(state)
+    assert all(torch.equal(resumed.next()[0], x) for x in expected)
+    resumed.next()
+    with pytest.raises(RuntimeError, match="middle of an optimizer step"):
+        resumed.state_dict()
 
 
 def test_token_window_dataset(arange_dir: Path) -> None:

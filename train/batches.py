@@ -8,15 +8,21 @@ consecutive tokens: the first ``block_size`` are the input ``x`` and the same wi
     x            464  2068  7586 21831
     y                 2068  7586 21831 18045
 
-Two forms:
+Three forms:
 
-- :class:`MemmapBatches` draws ``batch_size`` windows at random positions (nanoGPT's ``get_batch``), the training
-  loop's source. Its random generator is its own and checkpointable, so a resumed run draws the same batches.
+- :class:`MemmapBatches` draws ``batch_size`` windows at random positions (nanoGPT's ``get_batch``). Its random
+  generator is its own and checkpointable, so a resumed run draws the same batches.
+- :class:`StepBatches` is the training loop's source: each optimizer step's *global* batch of ``batch_size ×
+  grad_accum_steps`` windows, drawn from one stream that every process shares, of which each process reads its own
+  share (see :func:`split_global_batch`), one micro-batch ahead.
 - :class:`TokenWindowDataset` is a ``torch.utils.data.Dataset`` of non-overlapping windows for a ``DataLoader``
   (the Lightning path).
 """
 from __future__ import annotations
 
+import hashlib
+import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +33,16 @@ from torch.utils.data import Dataset
 from scratchformers.train.prepare import load_meta
 
 FIXED_BATCHES_SEED = 1337
+
+
+def stream_seed(seed: int, stream: str) -> int:
+    """The seed of the random stream named ``stream`` for a run seeded with ``seed``: 63 bits of SHA-256 of both.
+
+    Streams with different names are unrelated even for equal seeds, so the training batches (stream ``"random"``)
+    can never replay the fixed evaluation batches (stream ``"fixed"``), whatever seed a run picks.
+    """
+    digest = hashlib.sha256(f"{stream}:{seed}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
 
 
 def _open_split(data_dir: str | Path, split: str, block_size: int) -> tuple[Path, np.dtype, int]:
@@ -59,7 +75,7 @@ class MemmapBatches:
         block_size: tokens per window (the context length T).
         batch_size: windows per batch (B).
         device: where the batches go.
-        seed: seeds this object's ``torch.Generator``; ``None`` draws a random seed.
+        seed: seeds this object's ``torch.Generator`` (through :func:`stream_seed`); ``None`` draws a random seed.
     """
 
     def __init__(
@@ -81,7 +97,7 @@ class MemmapBatches:
         if seed is None:
             self.generator.seed()
         else:
-            self.generator.manual_seed(seed)
+            self.generator.manual_seed(stream_seed(seed, "random"))
 
     def _windows(self, starts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The batch whose rows start at ``starts``: ``x = data[i : i+T]``, ``y = data[i+1 : i+1+T]``."""
@@ -102,13 +118,13 @@ class MemmapBatches:
         return self._windows(self._random_starts(self.generator))
 
     def fixed_batches(self, n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """``n`` batches that are the same on every call (a generator seeded with a constant, independent of
+        """``n`` batches that are the same on every call (a stream of their own, seeded with a constant: never
         :meth:`get_batch`'s), so evaluations at different steps, or of different runs, see the same tokens.
 
         They are returned as a list (already on ``device``) so the caller can keep them: ``n * batch_size *
         block_size * 16`` bytes, 200 batches of 12 x 1024 are 39 MB.
         """
-        generator = torch.Generator().manual_seed(FIXED_BATCHES_SEED)
+        generator = torch.Generator().manual_seed(stream_seed(FIXED_BATCHES_SEED, "fixed"))
         return [self._windows(self._random_starts(generator)) for _ in range(n)]
 
     def state_dict(self) -> dict[str, Any]:
@@ -119,6 +135,131 @@ class MemmapBatches:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`'s generator state."""
         self.generator.set_state(state["generator"])
+
+
+@dataclass(frozen=True)
+class BatchSplit:
+    """How one optimizer step's global batch is shared out: each of ``world_size`` processes runs ``accum_steps``
+    micro-batches of ``micro_batch`` windows, ``world_size · accum_steps · micro_batch = global_batch`` in all."""
+
+    global_batch: int
+    world_size: int
+    micro_batch: int
+    accum_steps: int
+
+    def describe(self) -> str:
+        """E.g. ``120 windows (8 processes × 3 micro-batches × 5 windows)``."""
+        processes = f"{self.world_size} process{'es' if self.world_size > 1 else ''}"
+        return (f"{self.global_batch:,} windows ({processes} × {self.accum_steps} micro-batch"
+                f"{'es' if self.accum_steps > 1 else ''} × {self.micro_batch} windows)")
+
+
+def split_global_batch(batch_size: int, grad_accum_steps: int, world_size: int) -> BatchSplit:
+    """Share the global batch of ``batch_size × grad_accum_steps`` windows out among ``world_size`` processes.
+
+    The global batch is what the learning rate was tuned for, so it stays the same on any number of processes.
+    nanoGPT divides ``grad_accum_steps`` by the world size; that works when it divides (12 × 10 on 2 or 5 GPUs). When
+    it does not (10 micro-steps on 8 GPUs), each process still gets an equal share of ``G / world_size`` windows
+    (15 of 120), cut into the fewest micro-batches of at most ``batch_size`` windows that divide it evenly (3 × 5),
+    so no process holds more activations than a ``batch_size`` micro-batch. Equal micro-batches keep the mean of
+    the micro-batch means equal to the mean over the global batch.
+
+    Raises:
+        ValueError: ``G`` does not split evenly over ``world_size`` processes; the message names the
+            ``grad_accum_steps`` and process counts that work.
+    """
+    for name, value in (("batch_size", batch_size), ("grad_accum_steps", grad_accum_steps),
+                        ("world_size", world_size)):
+        if value < 1:
+            raise ValueError(f"{name} must be at least 1, got {value}")
+    global_batch = batch_size * grad_accum_steps
+    if global_batch % world_size:
+        step = world_size // math.gcd(batch_size, world_size)
+        accum_choices = ", ".join(str(step * i) for i in range(1, 4))
+        small = [n for n in range(1, math.isqrt(global_batch) + 1) if global_batch % n == 0]
+        divisors = sorted({*small, *(global_batch // n for n in small)})
+        process_choices = ", ".join(map(str, divisors))
+        raise ValueError(
+            f"the global batch batch_size × grad_accum_steps = {batch_size} × {grad_accum_steps} = {global_batch} "
+            f"windows cannot be shared equally by {world_size} processes: use --grad-accum-steps {accum_choices}, "
+            f"... (a multiple of {step}) or a number of processes that divides {global_batch} ({process_choices})"
+        )
+    share = global_batch // world_size
+    micro_batch = max(d for d in range(1, min(batch_size, share) + 1) if share % d == 0)
+    return BatchSplit(global_batch, world_size, micro_batch, share // micro_batch)
+
+
+class StepBatches:
+    """One process's micro-batches of every optimizer step's global batch, read one micro-batch ahead.
+
+    Every process draws each step's ``global_batch`` window starts from the same generator (``grad_accum_steps``
+    draws of ``batch_size``, as a single process without DDP would make them), so all processes agree on the global
+    batch and the stream does not depend on how many processes share it; process ``rank`` then reads only its
+    ``global_batch / world_size`` windows, as ``accum_steps`` micro-batches of ``micro_batch``.
+
+    :meth:`prefetch` reads the next micro-batch from disk and starts its copy to the device (non-blocking, from
+    pinned memory, on CUDA) while the GPU is still busy with the current one; :meth:`next` hands it over.
+
+    Args:
+        source: the split to draw from; its ``batch_size`` is the configured micro-batch (the size of one draw) and
+            its generator is the shared stream.
+        split: from :func:`split_global_batch` with ``source.batch_size``.
+        rank: this process's rank.
+    """
+
+    def __init__(self, source: MemmapBatches, split: BatchSplit, rank: int) -> None:
+        if split.global_batch % source.batch_size or not 0 <= rank < split.world_size:
+            raise ValueError(f"{split} does not fit draws of {source.batch_size} windows and rank {rank}")
+        self.source = source
+        self.split = split
+        self.rank = rank
+        self._queue: list[torch.Tensor] = []  # window starts of the drawn step's micro-batches not yet read
+        self._ahead: tuple[torch.Tensor, torch.Tensor] | None = None  # read by prefetch(), not yet handed over
+        self._state_before_draw: torch.Tensor | None = None  # the generator's state before the last draw
+
+    def _draw_step(self) -> None:
+        """Draw the next step's global batch and queue this process's micro-batches of it."""
+        generator = self.source.generator
+        self._state_before_draw = generator.get_state()
+        draws = self.split.global_batch // self.source.batch_size
+        starts = torch.cat([self.source._random_starts(generator) for _ in range(draws)])  # (global_batch,)
+        share = self.split.global_batch // self.split.world_size
+        mine = starts[self.rank * share : (self.rank + 1) * share]
+        self._queue = list(mine.split(self.split.micro_batch))
+
+    def _read(self, starts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.source._windows(starts)
+
+    def _read_next(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self._queue:
+            self._draw_step()
+        return self._read(self._queue.pop(0))
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The next micro-batch ``(x, y)``, each ``(micro_batch, block_size)`` int64 on the device."""
+        batch = self._ahead if self._ahead is not None else self._read_next()
+        self._ahead = None
+        return batch
+
+    def prefetch(self) -> None:
+        """Read the micro-batch that :meth:`next` returns next, now (a no-op if it is already read)."""
+        if self._ahead is None:
+            self._ahead = self._read_next()
+
+    def state_dict(self) -> dict[str, Any]:
+        """The shared stream's position at the start of the next step not yet handed out (whatever was read ahead
+        is drawn again after a restore). Take it between optimizer steps."""
+        undelivered = len(self._queue) + (self._ahead is not None)
+        if undelivered == 0:
+            return self.source.state_dict()
+        if undelivered == self.split.accum_steps:
+            return {"generator": self._state_before_draw}
+        raise RuntimeError("StepBatches.state_dict() was called in the middle of an optimizer step")
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`state_dict`; anything read ahead is dropped."""
+        self.source.load_state_dict(state)
+        self._queue, self._ahead = [], None
 
 
 class TokenWindowDataset(Dataset):
