@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import math
+import weakref
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from scratchformers.reference.config import GPTConfig
 from scratchformers.reference.model import GPT
@@ -20,7 +23,9 @@ from scratchformers.train.config import (
 from scratchformers.train.metrics import flops_per_token, peak_flops
 from scratchformers.train.optim import lr_at, make_optimizer, param_groups
 from scratchformers.train.prepare import prepare_shakespeare
-from scratchformers.train.trainer import Trainer
+from scratchformers.train import trainer as trainer_module
+from scratchformers.train.batches import StepBatches
+from scratchformers.train.trainer import FP16_FALLBACK, StopRequest, Trainer, choose_amp_dtype
 
 
 @pytest.fixture(scope="module")
@@ -174,7 +179,7 @@ def test_a_short_run_lowers_the_loss_and_logs_everything(char_data, tmp_path):
 def test_gradient_accumulation_equals_one_big_batch(char_data, tmp_path):
     """2 micro-batches of 4 windows give the loss and gradient of one batch of those 8 windows."""
     manual = Trainer(tiny_config(char_data, str(tmp_path / "a"), max_steps=1, grad_accum_steps=2), progress=False)
-    (x1, y1), (x2, y2) = manual.batches.get_batch(), manual.batches.get_batch()
+    (x1, y1), (x2, y2) = manual.batches.next(), manual.batches.next()
     _, loss = manual.model(torch.cat([x1, x2]), torch.cat([y1, y2]))  # (8, T)
     loss.backward()
     grad_norm = torch.nn.utils.clip_grad_norm_(manual.model.parameters(), math.inf).item()
@@ -185,7 +190,8 @@ def test_gradient_accumulation_equals_one_big_batch(char_data, tmp_path):
     assert first["grad_norm"] == pytest.approx(grad_norm, rel=1e-5)
 
 
-def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(char_data, tmp_path, monkeypatch):
+def poison_training_from(monkeypatch: pytest.MonkeyPatch, first_bad_call: int) -> None:
+    """Training forwards (one per step without accumulation) return a NaN loss from call ``first_bad_call`` on."""
     calls = {"train": 0}
     original = GPT.forward
 
@@ -193,11 +199,15 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(char_data, tmp_path, 
         logits, loss = original(self, idx, targets, **kwargs)
         if self.training:
             calls["train"] += 1
-            if calls["train"] > 5:  # steps 1-5 are fine, step 6 produces NaN
+            if calls["train"] >= first_bad_call:
                 loss = loss * float("nan")
         return logits, loss
 
     monkeypatch.setattr(GPT, "forward", poisoned_forward)
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(char_data, tmp_path, monkeypatch):
+    poison_training_from(monkeypatch, 6)  # steps 1-5 are fine, step 6 produces NaN
     out = tmp_path / "run"
     result = Trainer(tiny_config(char_data, str(out), max_steps=10, eval_interval=2), progress=False).fit()
     assert result.status == "diverged" and result.step == 5
@@ -205,7 +215,8 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(char_data, tmp_path, 
     assert last["step"] == 4  # written at the step-4 evaluation, not overwritten afterwards
     assert all(torch.isfinite(t).all() for t in last["model"].values())
     events = [r for r in read_log(out / "log.jsonl") if r["kind"] == "event"]
-    assert events == [{"kind": "event", "step": 6, "event": "diverged", "loss": "nan"}]
+    assert events == [{"kind": "event", "step": 6, "event": "diverged", "since_step": 6, "loss": "nan",
+                       "grad_norm": "nan"}]
 
 
 def test_float16_on_cpu_is_refused(char_data, tmp_path):
@@ -216,3 +227,189 @@ def test_float16_on_cpu_is_refused(char_data, tmp_path):
 def test_wrong_tokenizer_for_the_data_dir_is_refused(char_data, tmp_path):
     with pytest.raises(ValueError, match=r"holds shakespeare \(tiny, char tokenizer\) but .* --tokenizer char"):
         Trainer(tiny_config(char_data, str(tmp_path), tokenizer="gpt2"), progress=False)
+
+
+def test_nan_between_check_steps_is_caught_at_the_next_one(char_data, tmp_path, monkeypatch):
+    """Figures are read at check steps only (1, 4, 8 here); a NaN at step 6 sets the device-side flag, the check
+    at step 8 finds it, and the run stops without writing a checkpoint from poisoned weights."""
+    poison_training_from(monkeypatch, 6)
+    out = tmp_path / "run"
+    result = Trainer(tiny_config(char_data, str(out), max_steps=12, eval_interval=4, log_interval=4),
+                     progress=False).fit()
+    assert result.status == "diverged" and result.step == 7  # steps 6 and 7 were applied before the check
+    last = load_checkpoint(out / "last.pt")
+    assert last["step"] == 4 and all(torch.isfinite(t).all() for t in last["model"].values())
+    records = read_log(out / "log.jsonl")
+    assert [r["step"] for r in records if r["kind"] == "train"] == [1, 4]
+    assert records[-1] == {"kind": "event", "step": 8, "event": "diverged", "since_step": 5, "loss": "nan",
+                           "grad_norm": "nan"}
+
+
+class ValueReads(TorchDispatchMode):
+    """Records every read of a tensor's value into Python (``.item()``, ``float(t)``, ``if t:``: on a GPU each one
+    waits for the device) and every ``.tolist()`` of a floating-point tensor, except reads of AdamW's step
+    counters, which live on the host on every device (fused AdamW on CUDA keeps them on the device and reads
+    nothing)."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, monkeypatch: pytest.MonkeyPatch) -> None:
+        super().__init__()
+        self.reads: list[tuple] = []
+        self._host_counters = {id(state["step"]) for state in optimizer.state.values()}
+        original_tolist = torch.Tensor.tolist
+
+        def tolist(tensor: torch.Tensor):
+            if tensor.is_floating_point():
+                self.reads.append(("tolist", tuple(tensor.shape)))
+            return original_tolist(tensor)
+
+        monkeypatch.setattr(torch.Tensor, "tolist", tolist)
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func is torch.ops.aten._local_scalar_dense.default and id(args[0]) not in self._host_counters:
+            self.reads.append((str(func), tuple(args[0].shape)))
+        return func(*args, **(kwargs or {}))
+
+
+def test_the_hot_loop_reads_nothing_back_between_check_steps(char_data, tmp_path, monkeypatch):
+    trainer = Trainer(tiny_config(char_data, str(tmp_path), grad_accum_steps=2, dropout=0.1, log_interval=100,
+                                  eval_interval=100, max_steps=100), progress=False)
+    stop = StopRequest()
+    assert [trainer.is_check_step(s) for s in (1, 2, 99, 100)] == [True, False, False, True]
+    assert trainer.train_step(stop, check=True) is not None  # creates AdamW's state
+    with ValueReads(trainer.optimizer, monkeypatch) as reads:
+        for _ in range(3):
+            assert trainer.train_step(stop, check=False) is None
+    assert reads.reads == [] and trainer.step == 4
+    with ValueReads(trainer.optimizer, monkeypatch) as reads:
+        figures = trainer.train_step(stop, check=True)
+    assert reads.reads == [("tolist", (4,))]  # one read of [loss, non-finite flag, stop flag, grad norm]
+    assert math.isfinite(figures.loss) and figures.grad_norm > 0 and figures.finite and not figures.stop_requested
+
+
+def test_prefetch_reads_the_next_micro_batch_during_the_step(char_data, tmp_path, monkeypatch):
+    """Each micro-batch is read while the previous one's forward has run and before its backward; sync_every_step
+    reads each one just before its own forward. Both train on the same windows."""
+    events: dict[bool, list[str]] = {}
+    original_read, original_forward = StepBatches._read, GPT.forward
+    current: list[str] = []
+
+    def read(self, starts):
+        current.append("read")
+        return original_read(self, starts)
+
+    def forward(self, idx, targets=None, **kwargs):
+        current.append("forward")
+        return original_forward(self, idx, targets, **kwargs)
+
+    monkeypatch.setattr(StepBatches, "_read", read)
+    monkeypatch.setattr(GPT, "forward", forward)
+    losses = {}
+    for sync in (False, True):
+        out = tmp_path / f"sync{sync}"
+        trainer = Trainer(tiny_config(char_data, str(out), grad_accum_steps=2, max_steps=2, sync_every_step=sync,
+                                      eval_batches=1), progress=False)
+        current.clear()
+        trainer.fit()
+        events[sync] = list(current)
+        losses[sync] = [r["loss"] for r in read_log(out / "log.jsonl") if r["kind"] == "train"]
+    # evaluation forwards: 2 splits x 1 batch at steps 0 and 2
+    eval_forwards = ["forward"] * 2
+    assert events[False] == [*eval_forwards, "read", "forward", "read", "forward", "read", "forward", "read",
+                             "forward", "read", *eval_forwards]  # the last read is step 3's, never used
+    assert events[True] == [*eval_forwards, *["read", "forward"] * 4, *eval_forwards]
+    assert losses[False] == losses[True] and len(losses[True]) == 2
+
+
+def test_evaluation_batches_are_not_training_batches(char_data, tmp_path):
+    """The fixed "train" evaluation batches come from a stream of their own: the first training windows are
+    not among them (they were, when both streams had the seed 1337)."""
+    trainer = Trainer(tiny_config(char_data, str(tmp_path), eval_batches=4), progress=False)
+    evaluated = {tuple(row.tolist()) for x, _ in trainer.eval_sets["train"] for row in x}
+    trained = {tuple(row.tolist()) for _ in range(4) for row in trainer.batches.next()[0]}
+    assert len(evaluated) == 16 and len(trained) == 16
+    assert not evaluated & trained
+
+
+def test_start_up_line_states_the_global_batch_and_its_split(char_data, tmp_path, capsys):
+    Trainer(tiny_config(char_data, str(tmp_path), grad_accum_steps=3, max_steps=1, eval_batches=1),
+            progress=False).fit()
+    out = capsys.readouterr().out
+    assert "global batch 12 windows (1 process × 3 micro-batches × 4 windows) of 16 tokens = 192 tokens per step" in out
+    assert "(float32, 1 threads)" in out
+
+
+def test_a_global_batch_that_does_not_split_is_a_clear_error(char_data, tmp_path, monkeypatch):
+    monkeypatch.setattr(trainer_module.ddp, "setup_distributed",
+                        lambda device: trainer_module.ddp.DistContext(rank=0, world_size=3))
+    with pytest.raises(ValueError, match=r"4 × 2 = 8 windows cannot be shared equally by 3 processes: use "
+                                         r"--grad-accum-steps 3, 6, 9"):
+        Trainer(tiny_config(char_data, str(tmp_path), grad_accum_steps=2), progress=False)
+
+
+def test_resume_lets_go_of_the_checkpoint(char_data, tmp_path, monkeypatch):
+    """Once the states are loaded nothing holds the checkpoint (GPT-2's is ~1.5 GB of host memory per process):
+    the loaded tensors are freed before training continues."""
+    from scratchformers.cli import main
+
+    out = tmp_path / "run"
+    Trainer(tiny_config(char_data, str(out), max_steps=2, eval_interval=2), progress=False).fit()
+    loaded: list[weakref.ref] = []
+    original_load = trainer_module.load_checkpoint
+
+    def load_and_watch(path, *args, **kwargs):
+        state = original_load(path, *args, **kwargs)
+        loaded.extend(weakref.ref(t) for t in state["model"].values())
+        return state
+
+    alive_during_fit: list[int] = []
+    original_fit = Trainer.fit
+
+    def fit(self):
+        gc.collect()
+        alive_during_fit.append(sum(ref() is not None for ref in loaded))
+        return original_fit(self)
+
+    monkeypatch.setattr(trainer_module, "load_checkpoint", load_and_watch)
+    monkeypatch.setattr(Trainer, "fit", fit)
+    assert main(["train", "--resume", "--out-dir", str(out), "--max-steps", "3", "--no-progress"]) == 0
+    assert loaded  # the resume did go through load_checkpoint
+    assert alive_during_fit == [0]
+
+
+@pytest.mark.parametrize(
+    "requested, bf16, expected",
+    [
+        ("auto", True, (torch.bfloat16, "bfloat16 autocast")),
+        ("auto", False, (torch.float16, "float16 autocast with a gradient scaler")),
+        ("bfloat16", True, (torch.bfloat16, "bfloat16 autocast")),
+        ("bfloat16", False, (torch.float16, FP16_FALLBACK)),
+        ("float16", True, (torch.float16, "float16 autocast with a gradient scaler")),
+        ("float32", False, (torch.float32, "float32")),
+    ],
+)
+def test_fp16_with_a_scaler_where_the_gpu_has_no_bf16(monkeypatch, requested, bf16, expected):
+    """As nanoGPT: bf16 where the GPU has it natively, else fp16 (the trainer then enables the GradScaler)."""
+    asked = []
+
+    def is_bf16_supported(including_emulation: bool = True) -> bool:
+        asked.append(including_emulation)
+        return bf16
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", is_bf16_supported)
+    assert choose_amp_dtype(requested, torch.device("cuda", 0)) == expected
+    assert asked == [False]  # emulated bf16 (V100, T4) does not count
+
+
+def test_amp_dtype_on_cpu():
+    assert choose_amp_dtype("auto", torch.device("cpu")) == (torch.float32, "float32")
+    assert choose_amp_dtype("bfloat16", torch.device("cpu")) == (torch.bfloat16, "bfloat16 autocast")
+    with pytest.raises(ValueError, match="float16"):
+        choose_amp_dtype("float16", torch.device("cpu"))
+
+
+def test_a_non_interactive_run_reports_progress_in_plain_lines(char_data, tmp_path, capsys):
+    """stderr is not a terminal here (as in CI, nohup or a log file): no tqdm carriage returns, a plain line."""
+    Trainer(tiny_config(char_data, str(tmp_path), max_steps=3), progress=True).fit()
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    assert err.splitlines()[-1].startswith("training: 3/3 steps (100%), ")

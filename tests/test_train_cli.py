@@ -25,7 +25,7 @@ def test_train_prepares_data_trains_samples_and_plots(tmp_path, monkeypatch, cap
     assert {"log.jsonl", "last.pt", "best.pt", "curves.png", "samples.txt"} <= {p.name for p in run.iterdir()}
     state = load_checkpoint(run / "last.pt")
     assert state["step"] == 3 and state["train_config"]["max_steps"] == 3 and state["train_config"]["emb_dim"] == 32
-    assert state["model_config"]["vocab_size"] == state["tokenizer"]["vocab_size"]
+    assert state["model_config"]["vocab_size"] == state["data"]["vocab_size"]
 
     assert main(["sample", "--checkpoint", str(run / "best.pt"), "--prompt", "ROMEO:", "--max-new-tokens", "15",
                  "--seed", "1", "--num-samples", "2"]) == 0

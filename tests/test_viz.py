@@ -14,6 +14,7 @@ from scratchformers.reference.config import get_config
 from scratchformers.reference.hf import save_hf_gpt2
 from scratchformers.reference.model import GPT
 from scratchformers.reference.viz import plot_attention, token_labels
+from scratchformers.train.checkpoint import save_checkpoint
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -122,15 +123,27 @@ def test_cli_random_preset(tmp_path: Path, capsys: pytest.CaptureFixture) -> Non
     assert "1 layer(s) × 2 head(s)" in capsys.readouterr().out
 
 
-def test_cli_checkpoint_with_its_tokenizer(tmp_path: Path) -> None:
+def test_cli_checkpoint_with_its_tokenizer(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     chars = " abcdefghijklmnopqrstuvwxyz"
     model = small_model(vocab_size=len(chars))
     checkpoint = tmp_path / "ckpt.pt"
     meta = {"tokenizer": {"kind": "char", "chars": chars}}  # the dataset metadata, as the training loop stores it
-    torch.save({"model": model.state_dict(), "model_config": model.config.to_dict(), "tokenizer": meta}, checkpoint)
+    save_checkpoint(checkpoint, {"step": 1, "model": model.state_dict(), "train_config": {},
+                                 "model_config": model.config.to_dict(), "data": meta})
     out = tmp_path / "ckpt.png"
     assert run_cli("--checkpoint", str(checkpoint), "--prompt", "to be or not", "--out", str(out)) == 0
     assert out.read_bytes()[:8] == PNG_MAGIC
+    assert "over 12 tokens" in capsys.readouterr().out  # one per character: the checkpoint's own tokenizer
+
+
+def test_cli_checkpoint_errors_are_the_checkpoint_loaders(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """viz reads checkpoints through load_checkpoint, like train --resume and sample: same checks, same words."""
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint" * 8)
+    assert run_cli("--checkpoint", str(tmp_path / "bad.pt"), "--out", str(tmp_path / "x.png")) == 1
+    assert "corrupt or truncated" in capsys.readouterr().err
+    torch.save({"model": small_model().state_dict()}, tmp_path / "foreign.pt")
+    assert run_cli("--checkpoint", str(tmp_path / "foreign.pt"), "--out", str(tmp_path / "x.png")) == 1
+    assert "not a scratchformers training checkpoint" in capsys.readouterr().err
 
 
 def test_cli_hf_folder(tmp_path: Path) -> None:

@@ -2,17 +2,20 @@
 
 A checkpoint is one ``torch.save`` dict of tensors and plain Python values::
 
-    format, version        "scratchformers-checkpoint", 1
+    format, version        "scratchformers-checkpoint", 2
     step                   optimizer steps completed
     best_val_loss          the lowest validation loss so far (float, inf before the first evaluation)
     model                  the model's state_dict
     optimizer              AdamW's state_dict (moments, step counts, hyper-parameters)
     scaler                 the fp16 GradScaler's state_dict, or None
-    batches                the batch sampler's generator state (the data position)
-    rng                    torch CPU, CUDA and Python ``random`` states
+    batches                the training batches' generator state (the data position, shared by all processes)
+    rng                    per process: torch CPU, CUDA and Python ``random`` states
     train_config           TrainConfig as a dict
     model_config           GPTConfig as a dict
-    tokenizer              the dataset's metadata (tokenizer record, vocabulary size, ...)
+    data                   the dataset's metadata (meta.json: tokenizer record, vocabulary size, ...)
+
+Version 1 files still load: their ``tokenizer`` entry (which held the dataset's metadata) becomes ``data``, and of
+their per-process data positions the first becomes the shared one.
 
 Only tensors and primitive containers are stored, so loading uses ``torch.load(weights_only=True)``, which cannot
 run code hidden in a malicious file. Writing goes to a temporary file in the same folder, flushed to disk, then
@@ -31,7 +34,7 @@ import torch
 from torch import nn
 
 FORMAT = "scratchformers-checkpoint"
-VERSION = 1
+VERSION = 2
 REQUIRED_KEYS = ("step", "model", "train_config", "model_config")
 
 
@@ -83,12 +86,26 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"{path} is a readable torch file but not a scratchformers training checkpoint (no "
             f"format={FORMAT!r} tag); to sample from Hugging Face GPT-2 weights use `scratchformers sample --hf DIR`"
         )
+    if state.get("version") == 1:
+        _upgrade_version_1(state)
     if state.get("version") != VERSION:
-        raise CheckpointError(f"{path} has checkpoint version {state.get('version')!r}; this code reads {VERSION}")
+        raise CheckpointError(
+            f"{path} has checkpoint version {state.get('version')!r}; this code reads versions 1 to {VERSION}"
+        )
     missing = [key for key in REQUIRED_KEYS if key not in state]
     if missing:
         raise CheckpointError(f"{path} is missing {missing}; it was not written by the training loop")
     return state
+
+
+def _upgrade_version_1(state: dict[str, Any]) -> None:
+    """Version 1 → 2 in place: ``tokenizer`` (the dataset's metadata) is named ``data``; the per-process data
+    streams of a version-1 run become one shared stream, continued from process 0's."""
+    if "tokenizer" in state:
+        state["data"] = state.pop("tokenizer")
+    if isinstance(state.get("batches"), list):
+        state["batches"] = state["batches"][0]
+    state["version"] = 2
 
 
 def load_model_state(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str = "checkpoint") -> None:

@@ -4,8 +4,9 @@ Like nanoGPT's ``config/*.py`` files, a preset is just a set of values; ``scratc
 --max-steps 100`` starts from the preset and overrides single fields. The flags are generated from the dataclass
 (``batch_size`` becomes ``--batch-size``), so a new field is a new flag with no further code.
 
-Step counts are *optimizer* steps. One step sees ``batch_size · grad_accum_steps · world_size`` windows of
-``block_size`` tokens (``grad_accum_steps`` micro-batches per process, summed over the DDP processes).
+Step counts are *optimizer* steps. One step sees the global batch of ``batch_size · grad_accum_steps`` windows of
+``block_size`` tokens on any number of processes: under ``torchrun`` the processes share it out (see
+:func:`scratchformers.train.batches.split_global_batch`), so the learning rate keeps meaning what it was tuned for.
 """
 from __future__ import annotations
 
@@ -42,8 +43,8 @@ class TrainConfig:
     attention: str = "torch_sdpa"  # "reference", "torch_sdpa" or "fast"
     layernorm: str = "torch"  # "reference", "torch" or "fast"
     # optimisation
-    batch_size: int = 16
-    grad_accum_steps: int = 1
+    batch_size: int = 16  # windows per micro-batch
+    grad_accum_steps: int = 1  # micro-batches per optimizer step, shared out among the DDP processes
     max_steps: int = 2500
     learning_rate: float = 2e-3
     min_lr_factor: float = 0.1  # the schedule ends at learning_rate · min_lr_factor
@@ -61,6 +62,7 @@ class TrainConfig:
     device: str = "auto"  # "auto" → cuda if available, else cpu
     dtype: str = "auto"  # "auto" → bfloat16 on CUDA, float32 on CPU; or "float16" (with a GradScaler)
     compile: bool = False
+    sync_every_step: bool = False  # read loss/grad norm every step, no read-ahead: the slow baseline, for benchmarks
     num_threads: int = 0  # CPU threads for torch; 0 → every core this process may use (1 on a busy shared machine)
     seed: int = 1337
     # samples and plots at the end

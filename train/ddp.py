@@ -80,13 +80,6 @@ def wrap_model(model: nn.Module, ctx: DistContext) -> nn.Module:
     return nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
 
 
-def unwrap_model(model: nn.Module) -> nn.Module:
-    """The plain model inside DDP and ``torch.compile`` wrappers (whose ``state_dict`` keys are the clean ones)."""
-    if isinstance(model, nn.parallel.DistributedDataParallel):
-        model = model.module
-    return getattr(model, "_orig_mod", model)
-
-
 def maybe_no_sync(model: nn.Module, skip_sync: bool) -> contextlib.AbstractContextManager:
     """``model.no_sync()`` when ``skip_sync`` and the model is DDP-wrapped: gradients accumulate locally and
     are not all-reduced on this backward pass."""

@@ -3,19 +3,39 @@
 One optimizer step::
 
     lr ← schedule(step)                                  warmup, cosine, floor (see optim.py)
-    for each of grad_accum_steps micro-batches:          (DDP: all-reduce only on the last one)
-        loss = model(x, y) / grad_accum_steps            (autocast: bf16 on CUDA)
+    for each of this process's micro-batches:            (DDP: all-reduce only on the last one)
+        loss = model(x, y) / micro-batches               (autocast: bf16 on CUDA, fp16 + GradScaler without bf16)
+        read the next micro-batch while the forward runs
         loss.backward()                                  gradients add up over the micro-batches
-    stop if the loss is NaN/inf                          (the last good checkpoint stays on disk)
     clip the gradient norm, optimizer.step(), zero the gradients
+
+**The global batch** is ``batch_size × grad_accum_steps`` windows per optimizer step on any number of processes:
+``torchrun`` with N processes shares it out (see :func:`~scratchformers.train.batches.split_global_batch`), it does
+not multiply it by N. All processes draw it from one shared stream, so 1 and N processes train on the same windows.
+
+**No host syncs in the hot loop.** The GPU runs behind the Python code that queues its work; anything that reads a
+number back (``loss.item()``, a Python ``if`` on a tensor, a tensor built from a Python value) makes the CPU wait
+for the GPU to catch up, and the GPU then idles while Python queues the next step. So the loss, the gradient norm
+and the stop flag stay on the device and are read only at *check steps*: log steps (``log_interval``), evaluation
+steps and the last step; batches are read one micro-batch ahead and copied without blocking. Non-finite values
+are caught honestly all the same: every step ORs "loss or gradient norm not finite" into a flag on the device,
+and a check step reads the flag. A check step that finds it set stops the run before that step's update (status
+``"diverged"``); if the bad value came from an earlier step, the weights were already updated with it, so the run
+stops without writing another checkpoint: ``last.pt`` is from the last evaluation, a check step that found
+everything finite. (With fp16, the GradScaler skips steps with inf/NaN gradients by itself and reads its flag
+every step, one sync per step that fp16 training needs; only the loss is checked then.) ``sync_every_step=True``
+makes every step a check step and reads each micro-batch just before its use, as the loop did before: the
+baseline against which the GPU check measures what the syncs cost, and the way to stop before the very first bad
+update.
 
 Every ``eval_interval`` steps the model is evaluated on fixed train and val batches and ``last.pt`` is written
 (``best.pt`` too when the validation loss improved). Everything is logged to ``log.jsonl`` (one JSON object per
-line) and the console. ``resume=True`` restores model, optimizer, data position and random states from
+line) and the console. :meth:`Trainer.resume` restores model, optimizer, data position and random states from
 ``last.pt`` and rewinds the log to it, so an interrupted run continues exactly as if it had never stopped.
 
 Ctrl-C (SIGINT) and SIGTERM do not interrupt a step half-way: they set a flag, the step finishes, ``last.pt`` is
-written and :meth:`Trainer.fit` returns with status ``"interrupted"`` (a second Ctrl-C aborts at once).
+written and :meth:`Trainer.fit` returns with status ``"interrupted"`` (a second Ctrl-C aborts at once). A single
+process honours the flag after the current step; DDP processes agree on it at the next check step.
 """
 from __future__ import annotations
 
@@ -31,11 +51,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm import tqdm
 
 from scratchformers.reference.model import GPT
 from scratchformers.train import ddp
-from scratchformers.train.batches import MemmapBatches
+from scratchformers.train.batches import MemmapBatches, StepBatches, split_global_batch
 from scratchformers.train.checkpoint import (
     CheckpointError,
     capture_rng_state,
@@ -48,9 +67,11 @@ from scratchformers.train.config import TrainConfig
 from scratchformers.train.metrics import flops_per_token, memory_mb, peak_flops
 from scratchformers.train.optim import lr_at, make_optimizer, set_lr
 from scratchformers.train.prepare import check_vocab, ensure_data
+from scratchformers.train.progress import progress_bar, write
 
 LOG_FILE = "log.jsonl"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+FP16_FALLBACK = "this GPU has no native bfloat16: float16 autocast with a gradient scaler instead"
 
 
 @dataclass
@@ -67,11 +88,25 @@ class TrainResult:
     samples: list[str] = field(default_factory=list)
 
 
-def resume_config(out_dir: str | Path, /, **overrides: Any) -> tuple[TrainConfig, dict[str, Any]]:
-    """The configuration and state saved in ``out_dir/last.pt``, with ``overrides`` (e.g. a larger
-    ``max_steps``) applied on top."""
-    state = load_checkpoint(Path(out_dir) / "last.pt")
-    return TrainConfig.from_dict({**state["train_config"], **overrides}), state
+def choose_amp_dtype(requested: str, device: torch.device) -> tuple[torch.dtype, str]:
+    """The autocast dtype for ``requested`` (a :class:`TrainConfig` ``dtype``) on ``device``, and a phrase saying
+    what was chosen (and why, where it is not what was asked for).
+
+    ``auto`` is bf16 on a CUDA GPU with native bf16 (Ampere and later), fp16 with the GradScaler on older GPUs (as
+    nanoGPT does), float32 on the CPU. ``bfloat16`` asked for on a GPU without native bf16 (V100, T4: emulated,
+    slow) falls back to fp16 with the GradScaler too; on the CPU it is honoured.
+    """
+    name = requested
+    native_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False)
+    if name == "auto":
+        name = "float32" if device.type != "cuda" else "bfloat16" if native_bf16 else "float16"
+    if name == "float16" and device.type != "cuda":
+        raise ValueError("dtype='float16' (with a GradScaler) is for CUDA; use float32 or bfloat16 on CPU")
+    if name == "bfloat16" and device.type == "cuda" and not native_bf16:
+        return torch.float16, FP16_FALLBACK
+    if name == "float16":
+        return torch.float16, "float16 autocast with a gradient scaler"
+    return DTYPES[name], "float32" if name == "float32" else f"{name} autocast"
 
 
 def default_num_threads() -> int:
@@ -105,13 +140,26 @@ class StopRequest:
             signal.signal(sig, handler)
 
 
+@dataclass
+class StepFigures:
+    """What a check step reads back from the device: the step's loss (mean over all processes), its gradient norm
+    before clipping, whether anything was non-finite since the last check, and whether any process got a stop
+    signal."""
+
+    loss: float
+    grad_norm: float
+    finite: bool
+    stop_requested: bool
+
+
 class Trainer:
     """Builds the model, optimizer and data from a :class:`TrainConfig` and runs :meth:`fit`.
 
     Args:
         config: the run's configuration.
-        resume_state: a checkpoint dict (from :func:`resume_config`) to continue from, or None for a fresh run.
-        progress: show a tqdm progress bar (on process 0).
+        resume_state: a checkpoint dict to continue from, or None for a fresh run. :meth:`resume` reads it from
+            ``last.pt`` and lets it go once it is loaded; a caller that passes its own dict holds on to it.
+        progress: show a progress report (on process 0; see :mod:`.progress`).
     """
 
     def __init__(self, config: TrainConfig, resume_state: dict[str, Any] | None = None, progress: bool = True) -> None:
@@ -126,6 +174,7 @@ class Trainer:
         self.log_path = self.out_dir / LOG_FILE
         self.progress = progress and self.ctx.is_main
         self._set_up_backends()
+        self.split = split_global_batch(config.batch_size, config.grad_accum_steps, self.ctx.world_size)
 
         self.meta = ensure_data(config, self.ctx)
         self.model_config = config.model_config(vocab_size=self.meta["vocab_size"])
@@ -136,34 +185,46 @@ class Trainer:
         self.optimizer = make_optimizer(
             self.model, config.learning_rate, config.weight_decay, (config.beta1, config.beta2), self.device.type
         )
-        self.dtype = self._amp_dtype()
+        self.dtype, self.dtype_note = choose_amp_dtype(config.dtype, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
 
         data_dir = config.resolved_data_dir()
-        self.batches = MemmapBatches(
-            data_dir, "train", config.block_size, config.batch_size, self.device, seed=config.seed + self.ctx.rank
-        )
-        self.eval_sets = {}  # process 0 evaluates
+        # One stream shared by every process (same seed): the global batch does not depend on the process count.
+        draws = MemmapBatches(data_dir, "train", config.block_size, config.batch_size, self.device, seed=config.seed)
+        self.batches = StepBatches(draws, self.split, self.ctx.rank)
+        self.eval_sets = {}  # process 0 evaluates, on batches of their own stream (never the training draws)
         if self.ctx.is_main:
-            val = MemmapBatches(data_dir, "val", config.block_size, config.batch_size, self.device)
-            self.eval_sets = {"train": self.batches.fixed_batches(config.eval_batches),
-                              "val": val.fixed_batches(config.eval_batches)}
+            self.eval_sets = {split: MemmapBatches(data_dir, split, config.block_size, config.batch_size,
+                                                   self.device).fixed_batches(config.eval_batches)
+                              for split in ("train", "val")}
 
         self.step = 0
         self.best_val_loss = math.inf
         torch.manual_seed(config.seed + self.ctx.rank)  # dropout masks differ between processes
         if resume_state is not None:
             self._restore(resume_state)
+        del resume_state  # the weights and states now live in the model and optimizer
 
         self.compiled = torch.compile(self.model) if config.compile else self.model
         self.train_model = ddp.wrap_model(self.compiled, self.ctx)
-        self.tokens_per_step = config.batch_size * config.block_size * config.grad_accum_steps  # per process
+        self.tokens_per_step = self.split.global_batch * config.block_size  # over all processes
         # matmul weights: every parameter but the position table; the token table counts, it is also the LM head
         matmul_params = self.model.num_parameters(non_embedding=True) + self.model.transformer.wte.weight.numel()
-        self.flops_per_step = self.tokens_per_step * flops_per_token(
+        self.flops_per_step = self.tokens_per_step / self.ctx.world_size * flops_per_token(
             matmul_params, config.num_layers, config.block_size, config.emb_dim
-        )
+        )  # per process, as the peak is per device
         self.peak_flops = peak_flops(self.device)
+        # Set on the device by any non-finite loss or gradient norm, read and cleared at check steps.
+        self._nonfinite = torch.zeros((), dtype=torch.bool, device=self.device)
+        self._last_checked_step = self.step
+
+    @classmethod
+    def resume(cls, out_dir: str | Path, /, progress: bool = True, **overrides: Any) -> Trainer:
+        """Continue the run saved in ``out_dir/last.pt`` with its configuration, ``overrides`` (e.g. a larger
+        ``max_steps``) applied on top. The checkpoint is freed once its states are loaded."""
+        state = load_checkpoint(Path(out_dir) / "last.pt")
+        config = TrainConfig.from_dict({**state["train_config"], **overrides})
+        return cls(config, resume_state=state, progress=progress)
 
     # ------------------------------------------------------------------------------------------------ set-up
 
@@ -173,16 +234,6 @@ class Trainer:
         else:
             torch.set_num_threads(self.config.num_threads)
 
-    def _amp_dtype(self) -> torch.dtype:
-        """The autocast dtype: ``auto`` is bf16 on CUDA (where the GPU supports it), float32 elsewhere."""
-        name = self.config.dtype
-        if name == "auto":
-            cuda_bf16 = self.device.type == "cuda" and torch.cuda.is_bf16_supported()
-            name = "bfloat16" if cuda_bf16 else "float32"
-        if name == "float16" and self.device.type != "cuda":
-            raise ValueError("dtype='float16' (with a GradScaler) is for CUDA; use float32 or bfloat16 on CPU")
-        return DTYPES[name]
-
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.dtype == torch.float32:
             return contextlib.nullcontext()
@@ -190,22 +241,23 @@ class Trainer:
 
     def _restore(self, state: dict[str, Any]) -> None:
         """Continue from a checkpoint: weights, optimizer, scaler, data position, random states, counters."""
-        saved_tok, tok = state.get("tokenizer", {}).get("tokenizer"), self.meta["tokenizer"]
+        saved_tok, tok = state.get("data", {}).get("tokenizer"), self.meta["tokenizer"]
         if saved_tok != tok:
             raise CheckpointError(
                 f"the checkpoint was trained on data with tokenizer {saved_tok!r}, but {self.meta['data_dir']} "
                 f"holds {tok.get('kind')!r} tokens; resume with the same --data-dir"
             )
-        if len(state["batches"]) != self.ctx.world_size:
+        if len(state["rng"]) != self.ctx.world_size:
             raise CheckpointError(
-                f"the checkpoint was written by a run with {len(state['batches'])} process(es) and this one has "
-                f"{self.ctx.world_size}; an exact resume needs the same number (each process has its own data stream)"
+                f"the checkpoint was written by a run with {len(state['rng'])} process(es) and this one has "
+                f"{self.ctx.world_size}; an exact resume needs the same number (each process has its own random "
+                "state for dropout)"
             )
         load_model_state(self.model, state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
-        self.batches.load_state_dict(state["batches"][self.ctx.rank])
+        self.batches.load_state_dict(state["batches"])
         restore_rng_state(state["rng"][self.ctx.rank])
         self.step = state["step"]
         self.best_val_loss = state["best_val_loss"]
@@ -226,11 +278,11 @@ class Trainer:
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
-            "batches": self._gather(self.batches.state_dict()),
+            "batches": self.batches.state_dict(),  # the same in every process: one shared stream
             "rng": self._gather(capture_rng_state()),
             "train_config": self.config.to_dict(),
             "model_config": self.model_config.to_dict(),
-            "tokenizer": self.meta,
+            "data": self.meta,
         }
 
     def save(self, *names: str) -> None:
@@ -264,41 +316,79 @@ class Trainer:
         with open(self.log_path, "a") as handle:
             handle.write(json.dumps(record) + "\n")
         if message:
-            tqdm.write(message)
+            write(message)
+
+    def startup_line(self) -> str:
+        """What the run is about to do: the step, model size, global batch and its split, device and dtype."""
+        cfg = self.config
+        threads = f", {cfg.num_threads} threads" if self.device.type == "cpu" else ""
+        return (f"{'resuming at' if self.step else 'training from'} step {self.step}: "
+                f"{self.model.num_parameters() / 1e6:.2f} M parameters; global batch {self.split.describe()} "
+                f"of {cfg.block_size} tokens = {self.tokens_per_step:,} tokens per step; on {self.device} "
+                f"({self.dtype_note}{threads}) → {self.out_dir}")
 
     # -------------------------------------------------------------------------------------------- training
 
-    def train_step(self, stop: StopRequest) -> tuple[float, float, bool]:
-        """One optimizer step; returns (mean loss, gradient norm before clipping, stop requested anywhere).
+    def is_check_step(self, step: int) -> bool:
+        """Whether optimizer step ``step`` (1-based) reads its figures back from the device (see the module
+        docstring): the first, log, evaluation and last steps, or every step with ``sync_every_step``. (A single
+        process also checks the step during which a stop signal arrived: it has no other process to agree with.)"""
+        cfg = self.config
+        return (cfg.sync_every_step or step == 1 or step % cfg.log_interval == 0 or step % cfg.eval_interval == 0
+                or step >= cfg.max_steps)
 
-        A NaN/inf loss returns at once without touching the weights.
-        """
+    def _forward_backward(self) -> torch.Tensor:
+        """This process's micro-batches forward and backward (gradients accumulate); their mean loss, on the
+        device."""
+        accum = self.split.accum_steps
+        loss_sum = torch.zeros((), device=self.device)
+        for micro in range(accum):
+            x, y = self.batches.next()  # (b, T), (b, T)
+            with ddp.maybe_no_sync(self.train_model, skip_sync=micro < accum - 1):
+                with self.autocast():
+                    _, loss = self.train_model(x, y)
+                if not self.config.sync_every_step:
+                    self.batches.prefetch()  # the CPU reads the next micro-batch while the GPU runs the forward
+                self.scaler.scale(loss / accum).backward()
+            loss_sum += loss.detach().float()
+        return loss_sum / accum
+
+    def _read_figures(self, loss: torch.Tensor, grad_norm: torch.Tensor, stop: StopRequest) -> StepFigures:
+        """The one host sync of a check step: a single all-reduce and a single device-to-host copy."""
+        flags = torch.stack([loss, self._nonfinite.float(), torch.tensor(float(stop.requested), device=self.device)])
+        ddp.all_reduce_sum(flags, self.ctx)  # summed loss; counts of processes with a non-finite value / a signal
+        loss_sum, nonfinite, stops, norm = torch.cat([flags, grad_norm.detach().float().view(1)]).tolist()
+        self._nonfinite.zero_()
+        return StepFigures(loss_sum / self.ctx.world_size, norm, nonfinite == 0, stops > 0)
+
+    def train_step(self, stop: StopRequest, check: bool = True) -> StepFigures | None:
+        """One optimizer step. On a check step (``check``, see :meth:`is_check_step`) the figures are read back
+        and returned, and a non-finite value found there stops the step before the update (``finite`` is False,
+        the weights are left alone); otherwise nothing is read from the device and None is returned."""
         cfg = self.config
         lr = lr_at(self.step, cfg.learning_rate, cfg.warmup_steps, cfg.total_decay_steps, cfg.min_lr_factor)
         set_lr(self.optimizer, lr)
-        loss_sum = torch.zeros((), device=self.device)
-        for micro in range(cfg.grad_accum_steps):
-            x, y = self.batches.get_batch()  # (B, T), (B, T)
-            with ddp.maybe_no_sync(self.train_model, skip_sync=micro < cfg.grad_accum_steps - 1):
-                with self.autocast():
-                    _, loss = self.train_model(x, y)
-                self.scaler.scale(loss / cfg.grad_accum_steps).backward()
-            loss_sum += loss.detach().float()
-        # One all-reduce tells every process the mean loss and whether any of them got a stop signal.
-        stats = torch.stack([loss_sum / cfg.grad_accum_steps, torch.tensor(float(stop.requested), device=self.device)])
-        ddp.all_reduce_sum(stats, self.ctx)
-        loss_value, stop_requested = stats[0].item() / self.ctx.world_size, stats[1].item() > 0
-        if not math.isfinite(loss_value):
-            self.optimizer.zero_grad(set_to_none=True)
-            return loss_value, math.nan, stop_requested
+        loss = self._forward_backward()
         self.scaler.unscale_(self.optimizer)  # true gradients, so the clip threshold means what it says
         max_norm = cfg.grad_clip if cfg.grad_clip > 0 else math.inf
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm).item()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
+        self._nonfinite |= ~torch.isfinite(loss)
+        if not self.scaler.is_enabled():  # fp16: inf gradients are the scaler's business (it skips the step)
+            self._nonfinite |= ~torch.isfinite(grad_norm)
+        if check or (stop.requested and not self.ctx.enabled):
+            figures = self._read_figures(loss, grad_norm, stop)
+        else:
+            figures = None
+        if figures is not None:
+            self._last_checked_step = self.step + 1
+            if not figures.finite:
+                self.optimizer.zero_grad(set_to_none=True)
+                return figures
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
-        return loss_value, grad_norm, stop_requested
+        return figures
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
@@ -310,8 +400,8 @@ class Trainer:
             for x, y in batches:
                 with self.autocast():
                     _, loss = self.compiled(x, y)
-                losses.append(loss.item())
-            mean = sum(losses) / len(losses)
+                losses.append(loss.float())
+            mean = torch.stack(losses).mean().item()
             result[f"{split}_loss"], result[f"{split}_ppl"] = mean, math.exp(min(mean, 80.0))
         self.compiled.train()
         return result
@@ -337,14 +427,14 @@ class Trainer:
             self.save("last")
         return metrics.get("val_loss")
 
-    def _log_step(self, loss: float, grad_norm: float, seconds: float) -> None:
+    def _log_step(self, figures: StepFigures, seconds: float) -> None:
         record = {
             "kind": "train",
             "step": self.step,
-            "loss": loss,
+            "loss": figures.loss,
             "lr": self.optimizer.param_groups[0]["lr"],
-            "grad_norm": grad_norm,
-            "tokens_per_s": self.tokens_per_step * self.ctx.world_size / seconds,
+            "grad_norm": figures.grad_norm,
+            "tokens_per_s": self.tokens_per_step / seconds,
             "ms_per_step": 1000 * seconds,
             "mem_mb": memory_mb(self.device),
         }
@@ -352,9 +442,17 @@ class Trainer:
         if self.peak_flops is not None:
             record["mfu"] = self.flops_per_step / seconds / self.peak_flops
             mfu = f", MFU {100 * record['mfu']:.1f}%"
-        self.log(record, f"step {self.step}: loss {loss:.4f}, lr {record['lr']:.2e}, grad norm {grad_norm:.3f}, "
-                         f"{record['ms_per_step']:.0f} ms/step, {record['tokens_per_s']:,.0f} tokens/s{mfu}, "
-                         f"{record['mem_mb']:,.0f} MiB")
+        self.log(record, f"step {self.step}: loss {figures.loss:.4f}, lr {record['lr']:.2e}, grad norm "
+                         f"{figures.grad_norm:.3f}, {record['ms_per_step']:.0f} ms/step, "
+                         f"{record['tokens_per_s']:,.0f} tokens/s{mfu}, {record['mem_mb']:,.0f} MiB")
+
+    def _log_divergence(self, figures: StepFigures, first_step: int) -> None:
+        step = self.step + 1
+        where = f"at step {step}" if first_step == step else f"between steps {first_step} and {step}"
+        self.log({"kind": "event", "step": step, "event": "diverged", "since_step": first_step,
+                  "loss": str(figures.loss), "grad_norm": str(figures.grad_norm)},
+                 f"a non-finite loss or gradient norm {where} (loss {figures.loss}, grad norm {figures.grad_norm}):"
+                 f" stopping; the last good checkpoint {self.out_dir / 'last.pt'} is kept")
 
     def fit(self) -> TrainResult:
         """Train from the current step to ``max_steps``; evaluate, save, sample and plot along the way."""
@@ -362,36 +460,32 @@ class Trainer:
         resuming, first_step, train_seconds = self.step > 0, self.step, 0.0
         self._start_log(resuming)
         if self.ctx.is_main:
-            params = self.model.num_parameters()
-            threads = f", {cfg.num_threads} threads" if self.device.type == "cpu" else ""
-            tqdm.write(f"{'resuming at' if resuming else 'training from'} step {self.step}: {params / 1e6:.2f} M "
-                       f"parameters, {self.tokens_per_step * self.ctx.world_size:,} tokens per step, on "
-                       f"{self.device} ({self.dtype}{threads}), {self.ctx.world_size} process(es) → {self.out_dir}")
+            write(self.startup_line())
         if not resuming:
             self._evaluate_and_log()
         status, val_loss = "finished", None
-        bar = tqdm(total=cfg.max_steps, initial=self.step, disable=not self.progress, unit="step", dynamic_ncols=True)
+        bar = progress_bar(total=cfg.max_steps, initial=self.step, desc="training", unit="step",
+                           disable=not self.progress)
         window_start, window_steps = time.perf_counter(), 0  # ms/step and tokens/s average over the log interval
         with StopRequest() as stop:
             while self.step < cfg.max_steps:
                 t0 = time.perf_counter()
-                loss, grad_norm, stop_requested = self.train_step(stop)
+                unchecked_from = self._last_checked_step + 1
+                figures = self.train_step(stop, check=self.is_check_step(self.step + 1))
                 train_seconds += time.perf_counter() - t0
-                if not math.isfinite(loss):
+                if figures is not None and not figures.finite:
                     status = "diverged"
-                    self.log({"kind": "event", "step": self.step + 1, "event": "diverged", "loss": str(loss)},
-                             f"loss is {loss} at step {self.step + 1}: stopping; the last good checkpoint "
-                             f"{self.out_dir / 'last.pt'} is kept")
+                    self._log_divergence(figures, unchecked_from)
                     break
                 bar.update(1)
                 window_steps += 1
-                if self.step % cfg.log_interval == 0 or self.step == 1:
-                    self._log_step(loss, grad_norm, (time.perf_counter() - window_start) / window_steps)
+                if figures is not None and (self.step % cfg.log_interval == 0 or self.step == 1):
+                    self._log_step(figures, (time.perf_counter() - window_start) / window_steps)
                     window_start, window_steps = time.perf_counter(), 0
                 if self.step % cfg.eval_interval == 0 or self.step == cfg.max_steps:
                     val_loss = self._evaluate_and_save()
                     window_start, window_steps = time.perf_counter(), 0
-                if stop_requested:
+                if figures is not None and figures.stop_requested:
                     status = "interrupted"
                     if self.step % cfg.eval_interval != 0 and self.step != cfg.max_steps:
                         self.save("last")
@@ -404,7 +498,7 @@ class Trainer:
         if self.ctx.is_main and cfg.plot:
             from scratchformers.train.plots import plot_log
 
-            tqdm.write(f"wrote {plot_log(self.log_path, self.out_dir / 'curves.png')}")
+            write(f"wrote {plot_log(self.log_path, self.out_dir / 'curves.png')}")
         ddp.cleanup_distributed(self.ctx)
         steps_run = max(self.step - first_step, 1)
         return TrainResult(status, self.step, val_loss, self.best_val_loss, time.perf_counter() - start,
@@ -423,13 +517,5 @@ class Trainer:
                                         top_k=cfg.top_k or None, seed=cfg.seed + i, tokenizer=tokenizer))
         text = "\n".join(f"--- sample {i + 1} ---\n{s}\n" for i, s in enumerate(samples))
         (self.out_dir / "samples.txt").write_text(text)
-        tqdm.write(text)
+        write(text)
         return samples
-
-
-def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> TrainResult:
-    """Run training with ``config``; ``resume=True`` continues from ``out_dir/last.pt`` (its config wins)."""
-    state = None
-    if resume:
-        config, state = resume_config(config.resolved_out_dir())
-    return Trainer(config, resume_state=state, progress=progress).fit()

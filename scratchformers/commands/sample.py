@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
             model, tokenizer = from_pretrained(args.hf, **backends), None  # None: GPT-2's own BPE
         else:
             state = load_checkpoint(args.checkpoint)
-            model, tokenizer = model_from_checkpoint(state, **backends), load_tokenizer(state["tokenizer"])
+            model, tokenizer = model_from_checkpoint(state, **backends), load_tokenizer(state["data"])
         model.to(device)
         for i in range(args.num_samples):
             seed = None if args.seed is None else args.seed + i

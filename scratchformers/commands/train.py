@@ -24,22 +24,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the starting configuration (default shakespeare-cpu)")
     parser.add_argument("--resume", action="store_true",
                         help="continue from <out-dir>/last.pt with its saved configuration (flags still override)")
-    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no tqdm progress bar")
+    parser.add_argument("--no-progress", dest="progress", action="store_false",
+                        help="no progress report (a live bar on a terminal, a plain line every 30 s in a log)")
     add_config_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from scratchformers.train.checkpoint import CheckpointError
     from scratchformers.train.config import get_train_config
-    from scratchformers.train.trainer import Trainer, resume_config
+    from scratchformers.train.trainer import Trainer
 
     overrides = config_overrides(args)
     try:
         config = get_train_config(args.preset, **overrides)
-        state = None
         if args.resume:
-            config, state = resume_config(config.resolved_out_dir(), **overrides)
-        result = Trainer(config, resume_state=state, progress=args.progress).fit()
+            trainer = Trainer.resume(config.resolved_out_dir(), progress=args.progress, **overrides)
+        else:
+            trainer = Trainer(config, progress=args.progress)
+        result = trainer.fit()
     except (ValueError, FileNotFoundError, CheckpointError, ImportError, RuntimeError) as error:
         print(f"scratchformers train: error: {error}", file=sys.stderr)
         return 1

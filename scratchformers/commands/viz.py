@@ -28,24 +28,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _from_checkpoint(path: str) -> tuple[Any, Any]:
-    """Model and tokenizer of a checkpoint dict: ``model`` (state_dict), ``model_config`` or ``config`` (GPTConfig
-    as a dict) and, optionally, ``tokenizer`` (the dataset metadata recording its tokenizer)."""
-    import torch
-
-    from scratchformers.reference.config import GPTConfig
-    from scratchformers.reference.model import GPT
+    """Model and tokenizer of a training checkpoint (read by :func:`load_checkpoint`, as every command does)."""
+    from scratchformers.train.checkpoint import load_checkpoint, model_from_checkpoint
     from scratchformers.train.tokenizers import load_tokenizer
 
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    config_dict = state.get("model_config", state.get("config")) if isinstance(state, dict) else None
-    if config_dict is None or "model" not in state:
-        raise ValueError(f"{path} is not a model checkpoint: expected a dict with 'model' and 'model_config' entries")
+    state = load_checkpoint(path)
     # Attention weights come from the reference path; a checkpoint moves between backends unchanged.
-    config = GPTConfig.from_dict(config_dict).replace(attention="reference", layernorm="reference")
-    model = GPT(config)
-    model.load_state_dict(state["model"])
-    tokenizer = load_tokenizer(state["tokenizer"]) if state.get("tokenizer") else None
-    return model, tokenizer
+    model = model_from_checkpoint(state, attention="reference", layernorm="reference")
+    return model, load_tokenizer(state["data"]) if state.get("data") else None  # None: GPT-2's tokenizer
 
 
 def _load_model(args: argparse.Namespace) -> tuple[Any, Any, str]:
@@ -76,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         _, weights = plot_attention(
             model, args.prompt, tokenizer=tokenizer, layers=args.layers, heads=args.heads, path=args.out
         )
-    except (ValueError, OSError, RuntimeError) as err:
+    except (ValueError, OSError, RuntimeError) as err:  # CheckpointError is a ValueError
         print(f"scratchformers viz: error: {err}", file=sys.stderr)
         return 1
     layers, heads, tokens, _ = weights.shape
