@@ -141,6 +141,12 @@ def _check_ids(idx: torch.Tensor, vocab_size: int) -> None:
         )
 
 
+def _decodable_ids(tokenizer: Tokenizer | None) -> int | None:
+    """How many ids ``tokenizer`` (None: GPT-2's) can decode, when it says (``vocab_size``, tiktoken's ``n_vocab``)."""
+    tokenizer = gpt2_encoding() if tokenizer is None else tokenizer
+    return getattr(tokenizer, "vocab_size", None) or getattr(tokenizer, "n_vocab", None)
+
+
 @torch.no_grad()
 def _generate_ids(
     model: GPT,
@@ -151,8 +157,10 @@ def _generate_ids(
     top_p: float | None,
     generator: torch.Generator | None,
     use_cache: bool,
+    num_ids: int | None = None,
 ) -> torch.Tensor:
-    """Extend ``idx`` (B, T) by ``max_new_tokens`` sampled tokens: (B, T + max_new_tokens)."""
+    """Extend ``idx`` (B, T) by ``max_new_tokens`` sampled tokens: (B, T + max_new_tokens); only ids below
+    ``num_ids`` (default: the model's whole vocabulary) are drawn."""
     max_len = model.config.max_len
     cache = model.new_kv_cache(idx.shape[0]) if use_cache else None
     for _ in range(max_new_tokens):
@@ -163,7 +171,7 @@ def _generate_ids(
         else:
             context = idx[:, -max_len:]  # (B, ≤ max_len) the prefill, or a full recomputation
         logits, _ = model(context, kv_cache=cache)  # (B, T_context, V)
-        next_id = sample_next_token(logits[:, -1, :], temperature, top_k, top_p, generator)  # (B, 1)
+        next_id = sample_next_token(logits[:, -1, :num_ids], temperature, top_k, top_p, generator)  # (B, 1)
         idx = torch.cat([idx, next_id], dim=1)
     return idx
 
@@ -203,7 +211,10 @@ def generate(
     was_training = model.training
     model.eval()
     try:
-        out = _generate_ids(model, idx, max_new_tokens, temperature, top_k, top_p, generator, use_cache)
+        # A text prompt is answered in text: only ids the tokenizer can decode are drawn. (GPT-2's 50,257 tokens are
+        # often padded to 50,304 in the model, as in nanoGPT; early in training the padding ids still get sampled.)
+        num_ids = _decodable_ids(tokenizer) if isinstance(prompt, str) else None
+        out = _generate_ids(model, idx, max_new_tokens, temperature, top_k, top_p, generator, use_cache, num_ids)
     finally:
         model.train(was_training)
 

@@ -191,6 +191,21 @@ def test_string_prompt_with_the_default_gpt2_tokenizer() -> None:
     assert eot == "<|endoftext|>" + enc.decode(generate(model, [50256], 3, temperature=0)[1:])
 
 
+def test_a_text_prompt_never_gets_padding_ids_the_tokenizer_cannot_decode() -> None:
+    """GPT-2's 50,257 tokens padded to 50,304 in the model (the gpt2-owt preset, as nanoGPT): text generation
+    draws only decodable ids, even from a model that prefers the padding (an early checkpoint can)."""
+    torch.manual_seed(0)
+    model = GPT(get_config("gpt-mini", num_layers=1, num_heads=2, emb_dim=16, max_len=16, vocab_size=50304)).eval()
+    with torch.no_grad():  # the final LayerNorm outputs ones; the padding rows of the tied table score 16 each
+        model.transformer.ln_f.weight.zero_()
+        model.transformer.ln_f.bias.fill_(1.0)
+        model.transformer.wte.weight[50257:] = 1.0
+        model.transformer.wte.weight[:50257] = 0.0
+    assert generate(model, [1, 2], 3, temperature=0)[2:] == [50257] * 3  # ids: the whole vocabulary
+    text = generate(model, "Hello", 3, seed=0)  # text: only GPT-2's own ids
+    assert text.startswith("Hello") and len(text) > len("Hello")
+
+
 def test_one_dimensional_tensor_prompt_keeps_its_shape() -> None:
     out = generate(sharp_model(), torch.tensor([1, 2, 3]), 4, temperature=0)
     assert out.shape == (7,) and out.dtype == torch.long
