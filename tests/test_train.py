@@ -413,3 +413,32 @@ def test_a_non_interactive_run_reports_progress_in_plain_lines(char_data, tmp_pa
     err = capsys.readouterr().err
     assert "\r" not in err
     assert err.splitlines()[-1].startswith("training: 3/3 steps (100%), ")
+
+
+@pytest.mark.gpu
+def test_no_host_syncs_between_check_steps_on_cuda(char_data, tmp_path):
+    """On a GPU, CUDA's sync debug mode raises on any synchronising call during the steps between checks."""
+    trainer = Trainer(tiny_config(char_data, str(tmp_path), device="cuda", grad_accum_steps=2, log_interval=100,
+                                  eval_interval=100, max_steps=100), progress=False)
+    stop = StopRequest()
+    trainer.train_step(stop, check=True)
+    trainer.train_step(stop, check=False)  # lazy initialisations (cuBLAS handles, pinned-memory pools) done
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for _ in range(3):
+            assert trainer.train_step(stop, check=False) is None
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    figures = trainer.train_step(stop, check=True)
+    assert figures.finite and trainer.step == 6
+
+
+@pytest.mark.gpu
+def test_float16_on_cuda_trains_with_the_gradient_scaler(char_data, tmp_path):
+    result_trainer = Trainer(tiny_config(char_data, str(tmp_path), device="cuda", dtype="float16", max_steps=4),
+                             progress=False)
+    assert result_trainer.scaler.is_enabled() and result_trainer.dtype == torch.float16
+    result = result_trainer.fit()
+    assert result.status == "finished" and math.isfinite(result.val_loss)
+    assert load_checkpoint(tmp_path / "last.pt")["scaler"]["scale"] > 0
