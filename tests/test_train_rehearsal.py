@@ -7,8 +7,8 @@ evaluation, checkpoints, ``--resume`` and the final samples. Under the interpret
 on fp32 copies (its bf16 arithmetic is wrong; the kernel parity tests check numbers in fp32/fp16): the dtype flow
 is bf16 all the same, which is what is rehearsed here.
 
-The compiled rehearsal is marked slow: compiling the model for the CPU (Inductor, C++) adds about a minute on a
-2-core machine (see the test). Without ``--compile`` the same path runs in CI.
+The compiled rehearsal is marked slow: compiling the model for the CPU (Inductor, C++, a fresh cache) took 89 s of
+CPU time against 28 s for the same rehearsal without ``--compile``, which runs in CI.
 """
 from __future__ import annotations
 
