@@ -54,11 +54,12 @@ def worker(rank: int, port: int, data_dir: str, out_dir: str) -> None:
                       LOCAL_WORLD_SIZE=str(WORLD_SIZE), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     config = get_train_config(
         "shakespeare-cpu", data_dir=data_dir, out_dir=out_dir, device="cpu", num_layers=1, num_heads=2, emb_dim=32,
-        block_size=16, batch_size=4, grad_accum_steps=2, max_steps=4, warmup_steps=1, eval_interval=2,
+        block_size=16, batch_size=4, grad_accum_steps=4, max_steps=4, warmup_steps=1, eval_interval=2,
         eval_batches=2, log_interval=1, num_samples=0, plot=False, learning_rate=1e-2, shakespeare_variant="tiny",
     )
     trainer = Trainer(config, progress=False)
     assert trainer.ctx.world_size == WORLD_SIZE and trainer.ctx.rank == rank
+    assert trainer.split.accum_steps == 2  # 4 micro-batches shared by 2 processes: each accumulates 2 (no_sync)
     assert isinstance(trainer.train_model, torch.nn.parallel.DistributedDataParallel)
     result = trainer.fit()
     assert result.status == "finished"
