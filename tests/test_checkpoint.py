@@ -252,7 +252,8 @@ def test_a_version_1_checkpoint_still_works_everywhere(char_data, tmp_path, caps
     """Version 1 named the dataset's metadata ``tokenizer`` and kept one data position per process: it still
     loads (as ``data``), samples, plots attention and resumes."""
     run = tmp_path / "run"
-    assert main(["train", "--data-dir", char_data, "--out-dir", str(run), *TINY_RUN, "--max-steps", "2"]) == 0
+    assert main(["train", "--data-dir", char_data, "--shakespeare-variant", "tiny", "--out-dir", str(run), *TINY_RUN,
+                 "--max-steps", "2"]) == 0
     state = torch.load(run / "last.pt", weights_only=True)
     old = {key: value for key, value in state.items() if key not in ("data", "batches")}
     old.update(version=1, tokenizer=state["data"], batches=[state["batches"]])

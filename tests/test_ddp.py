@@ -110,8 +110,8 @@ def torchrun_windows(tmp_path: Path, data_dir: Path, nproc: int) -> tuple[list[l
     record = tmp_path / f"record{nproc}"
     record.mkdir()
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-               str(script), "train", "--data-dir", str(data_dir), "--out-dir", str(out), "--device", "cpu",
-               "--num-layers", "1", "--num-heads", "2", "--emb-dim", "32", "--block-size", "16", "--batch-size", "4",
+               str(script), "train", "--data-dir", str(data_dir), "--shakespeare-variant", "tiny", "--out-dir", str(out),
+               "--device", "cpu", "--num-layers", "1", "--num-heads", "2", "--emb-dim", "32", "--block-size", "16", "--batch-size", "4",
                "--grad-accum-steps", "3", "--max-steps", "3", "--warmup-steps", "1", "--learning-rate", "1e-2",
                "--eval-interval", "3", "--eval-batches", "1", "--log-interval", "1", "--num-samples", "0",
                "--no-plot", "--num-threads", "1", "--no-progress"]
