@@ -15,11 +15,9 @@ from typing import Optional
 
 import torch
 
-from scratchformers.fast.runtime import autocast_to_lower_precision, check_fast_available
+from scratchformers.fast.runtime import FLOAT_DTYPES, autocast_to_lower_precision, check_fast_available
 from scratchformers.fast.softmax import softmax
-
-_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
-_MAX_HEAD_DIM = 128  # the kernels' limit (scratchformers.kernels.flash_attention.MAX_HEAD_DIM), checked before import
+from scratchformers.kernels.limits import MAX_HEAD_DIM
 
 
 def _key_lengths(attention_mask: Optional[torch.Tensor], validate: bool) -> Optional[torch.Tensor]:
@@ -29,11 +27,25 @@ def _key_lengths(attention_mask: Optional[torch.Tensor], validate: bool) -> Opti
     lengths = (attention_mask != 0).sum(-1, dtype=torch.int32)
     if validate:
         prefix = torch.arange(attention_mask.shape[-1], device=attention_mask.device) < lengths[:, None]
-        if not torch.equal(attention_mask, prefix.to(attention_mask.dtype)):
+        checks = torch.stack([_is_binary(attention_mask), (prefix == (attention_mask != 0)).all()])
+        binary, right_padded = checks.tolist()  # one sync for both checks
+        _check_binary(binary)
+        if not right_padded:
             raise ValueError("flash_attention supports right padding only: each row of attention_mask must be ones "
                              "(real tokens) followed by zeros (padding), e.g. [1, 1, 1, 0, 0]. Use "
                              "materialized_attention (or the reference path) for arbitrary masks.")
     return lengths
+
+
+def _is_binary(attention_mask: torch.Tensor) -> torch.Tensor:
+    """A 0-d bool tensor: does the mask hold only 0 and 1?"""
+    return ((attention_mask == 0) | (attention_mask == 1)).all()
+
+
+def _check_binary(binary: bool) -> None:
+    if not binary:
+        raise ValueError("attention_mask must hold only 0 (padding) and 1 (real token); convert it, e.g. "
+                         "attention_mask = (attention_mask != 0).long() if every nonzero value marks a token")
 
 
 @torch.library.custom_op("scratchformers::flash_attention_forward", mutates_args=())
@@ -91,9 +103,9 @@ def _check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attention_mask
         raise ValueError(f"expected q (B, H, Tq, D) and k, v (B, H, Tk, D); got {tuple(q.shape)}, {tuple(k.shape)}, "
                          f"{tuple(v.shape)}")
     dtypes = {q.dtype, k.dtype, v.dtype}
-    if torch.is_autocast_enabled(q.device.type) and dtypes <= set(_DTYPES):
+    if torch.is_autocast_enabled(q.device.type) and dtypes <= set(FLOAT_DTYPES):
         dtypes = {torch.get_autocast_dtype(q.device.type)}  # what the ops will see (autocast casts them)
-    if len(dtypes) != 1 or not dtypes <= set(_DTYPES):
+    if len(dtypes) != 1 or not dtypes <= set(FLOAT_DTYPES):
         raise TypeError(f"q, k, v must share one dtype among float32/float16/bfloat16; got {q.dtype}, {k.dtype}, "
                         f"{v.dtype}")
     if not (q.device == k.device == v.device):
@@ -104,6 +116,11 @@ def _check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attention_mask
                              f"{tuple(attention_mask.shape)}")
         if attention_mask.device != q.device:
             raise ValueError(f"attention_mask is on {attention_mask.device} but q is on {q.device}")
+
+
+def _default_scale(q: torch.Tensor) -> float:
+    """1/sqrt(D); with D = 0 every score is 0 whatever the scale, and the output is empty."""
+    return q.shape[-1] ** -0.5 if q.shape[-1] > 0 else 1.0
 
 
 def flash_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, causal: bool = False,
@@ -123,12 +140,12 @@ def flash_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, causal
         (B, H, Tq, D) in q's dtype. Rows that see no key (padding length 0) are zeros, with zero gradients.
     """
     _check_qkv(q, k, v, attention_mask)
-    if q.shape[-1] > _MAX_HEAD_DIM:
-        raise ValueError(f"flash_attention supports head dims up to {_MAX_HEAD_DIM}; got {q.shape[-1]}")
+    if q.shape[-1] > MAX_HEAD_DIM:
+        raise ValueError(f"flash_attention supports head dims up to {MAX_HEAD_DIM}; got {q.shape[-1]}")
     if not 0.0 <= dropout_p < 1.0:
         raise ValueError(f"dropout_p must be in [0, 1); got {dropout_p}")
     check_fast_available(q.device)
-    scale = q.shape[-1] ** -0.5 if scale is None else float(scale)
+    scale = _default_scale(q) if scale is None else float(scale)
     seed = None
     if dropout_p > 0.0:
         if q.shape[2] * k.shape[2] >= 2**31:
@@ -144,12 +161,15 @@ def materialized_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *,
     """Reference-shaped attention: ``S = scale · Q Kᵀ`` (B, H, Tq, Tk) in torch, fused Triton softmax, then ``P V``.
 
     Same arguments and masking conventions as :func:`flash_attention` (causal is bottom-right aligned), except that
-    any 0/1 ``attention_mask`` works, not only right padding. Rows that see no key give zeros.
+    any 0/1 ``attention_mask`` works, not only right padding (checking that it is 0/1 costs one host-device
+    synchronisation). Rows that see no key give zeros.
     """
     _check_qkv(q, k, v, attention_mask)
     check_fast_available(q.device)
+    if attention_mask is not None:
+        _check_binary(_is_binary(attention_mask).item())
     Tq, Tk = q.shape[2], k.shape[2]
-    scale = q.shape[-1] ** -0.5 if scale is None else float(scale)
+    scale = _default_scale(q) if scale is None else float(scale)
     scores = (q @ k.transpose(-2, -1)) * scale  # (B, H, Tq, Tk)
     visible = torch.ones(Tq, Tk, dtype=torch.bool, device=q.device)
     if causal:

@@ -10,15 +10,14 @@ Ours never do, so upcasting would only add a copy and double the bytes this memo
 under autocast the residual stream (and so every LayerNorm input) is float32 anyway, which gives the same dtypes as
 ``F.layer_norm`` there; on CPU ``F.layer_norm`` keeps the input's dtype too.
 """
+import math
 from typing import Optional
 
 import torch
 
-from scratchformers.fast.runtime import check_fast_available
+from scratchformers.fast.runtime import FLOAT_DTYPES, check_fast_available
+from scratchformers.kernels.limits import MAX_HIDDEN
 from scratchformers.reference.layernorm import LayerNorm as ReferenceLayerNorm
-
-_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
-_MAX_HIDDEN = 8192  # the kernel's limit (scratchformers.kernels.layernorm.MAX_HIDDEN), checked before importing Triton
 
 
 @torch.library.custom_op("scratchformers::layer_norm_forward", mutates_args=())
@@ -30,8 +29,7 @@ def _forward_op(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tens
 
 @_forward_op.register_fake
 def _(x, weight, bias, eps):
-    rows = x.numel() // x.shape[-1]
-    stats = x.new_empty(rows, dtype=torch.float32)
+    stats = x.new_empty(math.prod(x.shape[:-1]), dtype=torch.float32)
     return torch.empty_like(x, memory_format=torch.contiguous_format), stats, torch.empty_like(stats)
 
 
@@ -68,17 +66,21 @@ def layer_norm(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tenso
                ) -> torch.Tensor:
     """LayerNorm over the last dim: ``(x - mean) / sqrt(var + eps) * weight + bias`` (biased variance).
 
-    x: (..., N) with N <= 8192; weight, bias: (N,) (bias may be None). Any of float32/float16/bfloat16, mixed dtypes
-    allowed (e.g. bf16 activations with fp32 parameters); statistics in float32. Returns x's shape and dtype.
+    x: (..., N) with N <= 8192; weight: (N,); bias: (N,) or None; any strides. Any of float32/float16/bfloat16,
+    mixed dtypes allowed (e.g. bf16 activations with fp32 parameters); statistics in float32 (a corrected two-pass
+    mean, so a constant row gives exactly the bias). Returns x's shape and dtype (empty if N = 0).
     Differentiable wrt x, weight and bias; the weight/bias gradients are reduced across rows deterministically.
     """
     if x.dim() == 0:
         raise ValueError("layer_norm needs at least one dimension")
     N = x.shape[-1]
-    if N > _MAX_HIDDEN:
-        raise ValueError(f"layer_norm keeps a whole row on chip: hidden size must be <= {_MAX_HIDDEN}; got {N}")
+    if N > MAX_HIDDEN:
+        raise ValueError(f"layer_norm keeps a whole row on chip: hidden size must be <= {MAX_HIDDEN}; got {N}")
+    if not isinstance(weight, torch.Tensor):
+        raise TypeError(f"layer_norm needs weight, a tensor of shape ({N},) (torch.ones({N}) for no scaling); got "
+                        f"{type(weight).__name__}. bias may be None.")
     for name, t in (("x", x), ("weight", weight), ("bias", bias)):
-        if t is not None and t.dtype not in _DTYPES:
+        if t is not None and t.dtype not in FLOAT_DTYPES:
             raise TypeError(f"layer_norm supports float32/float16/bfloat16; {name} is {t.dtype}")
         if t is not None and t.device != x.device:
             raise ValueError(f"{name} is on {t.device} but x is on {x.device}")

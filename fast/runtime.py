@@ -13,11 +13,11 @@ import sys
 
 import torch
 
-_KERNEL_MODULES = ("scratchformers.kernels.flash_attention", "scratchformers.kernels.layernorm",
-                   "scratchformers.kernels.softmax")
+_KERNELS_COMMON = "scratchformers.kernels.common"  # every kernel module imports it first; it records the switch
 _HOW = ("Run the fast path on a CUDA GPU, or, to test it on CPU, set TRITON_INTERPRET=1 in the environment before "
         "importing triton (for example `TRITON_INTERPRET=1 python ...`) to run the kernels in the Triton "
         "interpreter (slow; meant for tests).")
+FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)  # what the kernels read and write
 _TRITON_INSTALLED = importlib.util.find_spec("triton") is not None  # looked up without importing triton
 
 
@@ -40,11 +40,10 @@ def check_fast_available(device: torch.device | str) -> None:
     if not interpreting():
         raise RuntimeError("The fast path got CPU tensors but the Triton interpreter is off "
                            "(TRITON_INTERPRET is not '1'). " + _HOW)
-    for name in _KERNEL_MODULES:
-        module = sys.modules.get(name)
-        if module is not None and not module.INTERPRET:
-            raise RuntimeError(f"{name} was imported before TRITON_INTERPRET=1 was set, so its kernels were built "
-                               "for the GPU. " + _HOW)
+    common = sys.modules.get(_KERNELS_COMMON)
+    if common is not None and not common.INTERPRET:
+        raise RuntimeError("scratchformers.kernels was imported before TRITON_INTERPRET=1 was set, so its kernels "
+                           "were built for the GPU. " + _HOW)
 
 
 # Autocast keys of the devices the fast path runs on (CUDA, and CPU under the interpreter).

@@ -6,10 +6,8 @@ otherwise exponentiate and sum in half precision; ours never do, so an upcast wo
 """
 import torch
 
-from scratchformers.fast.runtime import check_fast_available
-
-_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
-_MAX_COLS = 32768  # the kernel's limit (scratchformers.kernels.softmax.MAX_COLS), checked before importing Triton
+from scratchformers.fast.runtime import FLOAT_DTYPES, check_fast_available
+from scratchformers.kernels.limits import MAX_COLS
 
 
 @torch.library.custom_op("scratchformers::softmax_forward", mutates_args=())
@@ -52,11 +50,11 @@ def softmax(x: torch.Tensor) -> torch.Tensor:
     x: any shape (..., N) with N <= 32768, float32/float16/bfloat16; arithmetic is float32. A row that is entirely
     -inf gives zeros (torch gives NaN). Differentiable; the backward is a second fused kernel.
     """
-    if x.dtype not in _DTYPES:
+    if x.dtype not in FLOAT_DTYPES:
         raise TypeError(f"softmax supports float32/float16/bfloat16; got {x.dtype}")
     if x.dim() == 0:
         raise ValueError("softmax needs at least one dimension")
-    if x.shape[-1] > _MAX_COLS:
-        raise ValueError(f"softmax keeps a whole row on chip: the last dim must be <= {_MAX_COLS}; got {x.shape[-1]}")
+    if x.shape[-1] > MAX_COLS:
+        raise ValueError(f"softmax keeps a whole row on chip: the last dim must be <= {MAX_COLS}; got {x.shape[-1]}")
     check_fast_available(x.device)
     return _forward_op(x)

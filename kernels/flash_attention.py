@@ -66,14 +66,13 @@ zero-padded on the host: zero columns change neither Q Kᵀ nor the useful colum
 """
 from __future__ import annotations
 
-import os
-
 import torch
 import triton
 import triton.language as tl
 
-INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
-MAX_HEAD_DIM = 128
+from scratchformers.kernels.common import INTERPRET, device_guard, interpreted_bf16
+from scratchformers.kernels.limits import MAX_HEAD_DIM
+
 LOG2E = 1.4426950408889634
 
 
@@ -98,6 +97,42 @@ _TUNE_KEY = ["Q_BUCKET", "K_BUCKET", "HEAD_DIM", "CAUSAL", "HAS_LENS", "DROPOUT"
 
 
 @triton.jit
+def _program(LENS, SEED, H, Tq, Tk, length, BLOCK: tl.constexpr, HAS_LENS: tl.constexpr, DROPOUT: tl.constexpr):
+    """What this program owns and the per-(batch, head) facts it needs, the same for every kernel.
+
+    The grid is one-dimensional, B · H · cdiv(length, BLOCK) programs (axis 0 allows 2³¹ - 1; axes 1 and 2 stop at
+    65,535, which B · H passes at B = 64, H = 1024): program p takes block p mod n of head p div n, so neighbouring
+    programs share a head and its K, V in L2. Returns the block's first row, the flat head index bh and its (b, h)
+    (int64: they multiply strides), the causal shift Tk - Tq (query i sits at absolute position shift + i), the
+    number of visible keys and the head's dropout seed.
+    """
+    pid = tl.program_id(0)
+    blocks = tl.cdiv(length, BLOCK)
+    bh = (pid // blocks).to(tl.int64)
+    start = (pid % blocks) * BLOCK
+    b = bh // H
+    key_len = Tk
+    if HAS_LENS:
+        key_len = tl.load(LENS + b)
+    seed_bh = 0
+    if DROPOUT:
+        seed_bh = tl.load(SEED) + (bh << 32)
+    return start, bh, b, bh % H, Tk - Tq, key_len, seed_bh
+
+
+@triton.jit
+def _head(P, b, h, stride_b, stride_h):
+    """Pointer to head (b, h) of a (B, H, T, D) tensor."""
+    return P + b * stride_b + h * stride_h
+
+
+@triton.jit
+def _tile(base, rows, stride_t, offs_d):
+    """Pointers to rows × head-dim of one head; row offsets in int64 (row · stride passes 2³¹ on long views)."""
+    return base + rows.to(tl.int64)[:, None] * stride_t + offs_d[None, :]
+
+
+@triton.jit
 def _keep_mask(seed_bh, q_idx, k_idx, Tk, dropout_p):
     """Bernoulli(1 - dropout_p) keep mask, reproducible from (seed, head, i, j). q_idx and k_idx are query and key
     indices shaped to broadcast into the tile ([:, None] and [None, :], or the other way round for a transposed tile).
@@ -115,6 +150,18 @@ def _visible(q_idx, k_idx, key_len, q_shift, CAUSAL: tl.constexpr):
 
 
 @triton.jit
+def _load_kv(k_base, v_base, stride_kt, stride_vt, offs_n, offs_d, key_len, MASKED: tl.constexpr):
+    """The K and V tiles of keys offs_n (zeros past the key length when MASKED)."""
+    if MASKED:
+        k = tl.load(_tile(k_base, offs_n, stride_kt, offs_d), mask=offs_n[:, None] < key_len, other=0.0)
+        v = tl.load(_tile(v_base, offs_n, stride_vt, offs_d), mask=offs_n[:, None] < key_len, other=0.0)
+    else:
+        k = tl.load(_tile(k_base, offs_n, stride_kt, offs_d))
+        v = tl.load(_tile(v_base, offs_n, stride_vt, offs_d))
+    return k, v
+
+
+@triton.jit
 def _fwd_inner(acc, l_i, m_i, q, k_base, v_base, stride_kt, stride_vt, offs_m, offs_d, lo, hi, key_len, q_shift,
                Tk, qk_scale, seed_bh, dropout_p,
                BLOCK_N: tl.constexpr, CAUSAL: tl.constexpr, MASKED: tl.constexpr, DROPOUT: tl.constexpr,
@@ -122,14 +169,7 @@ def _fwd_inner(acc, l_i, m_i, q, k_base, v_base, stride_kt, stride_vt, offs_m, o
     """Online-softmax update of (acc, l_i, m_i) with the key blocks starting in [lo, hi)."""
     for start_n in range(lo, hi, BLOCK_N):
         offs_n = start_n + tl.arange(0, BLOCK_N)
-        if MASKED:
-            k = tl.load(k_base + offs_n[:, None] * stride_kt + offs_d[None, :], mask=offs_n[:, None] < key_len,
-                        other=0.0)
-            v = tl.load(v_base + offs_n[:, None] * stride_vt + offs_d[None, :], mask=offs_n[:, None] < key_len,
-                        other=0.0)
-        else:
-            k = tl.load(k_base + offs_n[:, None] * stride_kt + offs_d[None, :])
-            v = tl.load(v_base + offs_n[:, None] * stride_vt + offs_d[None, :])
+        k, v = _load_kv(k_base, v_base, stride_kt, stride_vt, offs_n, offs_d, key_len, MASKED)
         s = tl.dot(q, tl.trans(k), input_precision=DOT_PREC) * qk_scale  # (BLOCK_M, BLOCK_N), base-2 logits
         if MASKED:
             s = tl.where(_visible(offs_m[:, None], offs_n[None, :], key_len, q_shift, CAUSAL), s, float("-inf"))
@@ -168,27 +208,16 @@ def _attn_fwd(Q, K, V, O, LSE, LENS, SEED,
               H, Tq, Tk, Q_BUCKET, K_BUCKET, qk_scale, dropout_p,
               HEAD_DIM: tl.constexpr, CAUSAL: tl.constexpr, HAS_LENS: tl.constexpr, DROPOUT: tl.constexpr,
               DOT_PREC: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-    start_m = tl.program_id(0) * BLOCK_M
-    bh = tl.program_id(1)
-    b = (bh // H).to(tl.int64)
-    h = (bh % H).to(tl.int64)
+    start_m, bh, b, h, q_shift, key_len, seed_bh = _program(LENS, SEED, H, Tq, Tk, Tq, BLOCK_M, HAS_LENS, DROPOUT)
     offs_m = start_m + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, HEAD_DIM)
-    q_shift = Tk - Tq  # bottom-right causal alignment: query i sits at absolute position q_shift + i
-    key_len = Tk
-    if HAS_LENS:
-        key_len = tl.load(LENS + b)
-    seed_bh = 0
-    if DROPOUT:
-        seed_bh = tl.load(SEED) + (bh.to(tl.int64) << 32)
-
-    q = tl.load(Q + b * stride_qb + h * stride_qh + offs_m[:, None] * stride_qt + offs_d[None, :],
-                mask=offs_m[:, None] < Tq, other=0.0)
+    q = tl.load(_tile(_head(Q, b, h, stride_qb, stride_qh), offs_m, stride_qt, offs_d), mask=offs_m[:, None] < Tq,
+                other=0.0)
     m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
     l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
     acc = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
-    k_base = K + b * stride_kb + h * stride_kh
-    v_base = V + b * stride_vb + h * stride_vh
+    k_base = _head(K, b, h, stride_kb, stride_kh)
+    v_base = _head(V, b, h, stride_vb, stride_vh)
 
     full, hi = _key_range(start_m, key_len, q_shift, BLOCK_M, BLOCK_N, CAUSAL)
     acc, l_i, m_i = _fwd_inner(acc, l_i, m_i, q, k_base, v_base, stride_kt, stride_vt, offs_m, offs_d, 0, full,
@@ -203,8 +232,8 @@ def _attn_fwd(Q, K, V, O, LSE, LENS, SEED,
     if DROPOUT:
         out = out / (1.0 - dropout_p)
     lse = tl.where(empty, float("inf"), m_i + tl.math.log2(tl.where(empty, 1.0, l_i)))
-    tl.store(O + b * stride_ob + h * stride_oh + offs_m[:, None] * stride_ot + offs_d[None, :],
-             out.to(O.dtype.element_ty), mask=offs_m[:, None] < Tq)
+    tl.store(_tile(_head(O, b, h, stride_ob, stride_oh), offs_m, stride_ot, offs_d), out.to(O.dtype.element_ty),
+             mask=offs_m[:, None] < Tq)
     tl.store(LSE + bh * Tq + offs_m, lse, mask=offs_m < Tq)
 
 
@@ -212,15 +241,12 @@ def _attn_fwd(Q, K, V, O, LSE, LENS, SEED,
 def _attn_bwd_delta(O, DO, DELTA, stride_ob, stride_oh, stride_ot, stride_dob, stride_doh, stride_dot, H, Tq,
                     HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr):
     """Delta_i = rowsum(dO_i ⊙ O_i), the softmax-backward row term (see the module docstring)."""
-    bh = tl.program_id(1)
-    b = (bh // H).to(tl.int64)
-    h = (bh % H).to(tl.int64)
-    offs_m = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+    start_m, bh, b, h, _, _, _ = _program(None, None, H, Tq, Tq, Tq, BLOCK_M, False, False)
+    offs_m = start_m + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, HEAD_DIM)
     row = offs_m[:, None] < Tq
-    o = tl.load(O + b * stride_ob + h * stride_oh + offs_m[:, None] * stride_ot + offs_d[None, :], mask=row, other=0.0)
-    do = tl.load(DO + b * stride_dob + h * stride_doh + offs_m[:, None] * stride_dot + offs_d[None, :], mask=row,
-                 other=0.0)
+    o = tl.load(_tile(_head(O, b, h, stride_ob, stride_oh), offs_m, stride_ot, offs_d), mask=row, other=0.0)
+    do = tl.load(_tile(_head(DO, b, h, stride_dob, stride_doh), offs_m, stride_dot, offs_d), mask=row, other=0.0)
     delta = tl.sum(o.to(tl.float32) * do.to(tl.float32), axis=1)
     tl.store(DELTA + bh * Tq + offs_m, delta, mask=offs_m < Tq)
 
@@ -238,8 +264,9 @@ def _bwd_kv_inner(dk, dv, k, v, q_base, do_base, lse_base, delta_base, stride_qt
     for start_m in range(lo, hi, BLOCK_M):
         offs_m = start_m + tl.arange(0, BLOCK_M)
         row = offs_m < Tq
-        qT = tl.load(q_base + offs_m[None, :] * stride_qt + offs_d[:, None], mask=row[None, :], other=0.0)
-        do = tl.load(do_base + offs_m[:, None] * stride_dot + offs_d[None, :], mask=row[:, None], other=0.0)
+        qT = tl.load(q_base + offs_m.to(tl.int64)[None, :] * stride_qt + offs_d[:, None], mask=row[None, :],
+                     other=0.0)
+        do = tl.load(_tile(do_base, offs_m, stride_dot, offs_d), mask=row[:, None], other=0.0)
         lse = tl.load(lse_base + offs_m, mask=row, other=float("inf"))
         delta = tl.load(delta_base + offs_m, mask=row, other=0.0)
         sT = tl.dot(k, qT, input_precision=DOT_PREC) * qk_scale  # (BLOCK_N, BLOCK_M)
@@ -267,28 +294,15 @@ def _attn_bwd_kv(Q, K, V, DO, DK, DV, LSE, DELTA, LENS, SEED,
                  H, Tq, Tk, Q_BUCKET, K_BUCKET, qk_scale, sm_scale, dropout_p,
                  HEAD_DIM: tl.constexpr, CAUSAL: tl.constexpr, HAS_LENS: tl.constexpr, DROPOUT: tl.constexpr,
                  DOT_PREC: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-    start_n = tl.program_id(0) * BLOCK_N
-    bh = tl.program_id(1)
-    b = (bh // H).to(tl.int64)
-    h = (bh % H).to(tl.int64)
+    start_n, bh, b, h, q_shift, key_len, seed_bh = _program(LENS, SEED, H, Tq, Tk, Tk, BLOCK_N, HAS_LENS, DROPOUT)
     offs_n = start_n + tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, HEAD_DIM)
-    q_shift = Tk - Tq
-    key_len = Tk
-    if HAS_LENS:
-        key_len = tl.load(LENS + b)
-    seed_bh = 0
-    if DROPOUT:
-        seed_bh = tl.load(SEED) + (bh.to(tl.int64) << 32)
 
     dk = tl.zeros([BLOCK_N, HEAD_DIM], dtype=tl.float32)
     dv = tl.zeros([BLOCK_N, HEAD_DIM], dtype=tl.float32)
     if start_n < key_len:  # blocks past the key length get zero gradients
-        key = offs_n[:, None] < key_len
-        k = tl.load(K + b * stride_kb + h * stride_kh + offs_n[:, None] * stride_kt + offs_d[None, :], mask=key,
-                    other=0.0)
-        v = tl.load(V + b * stride_vb + h * stride_vh + offs_n[:, None] * stride_vt + offs_d[None, :], mask=key,
-                    other=0.0)
+        k, v = _load_kv(_head(K, b, h, stride_kb, stride_kh), _head(V, b, h, stride_vb, stride_vh), stride_kt,
+                        stride_vt, offs_n, offs_d, key_len, True)
         # Query blocks before `lo` see none of these keys; from `mid` on they see all of them (no mask needed).
         lo = 0
         mid = 0
@@ -297,8 +311,8 @@ def _attn_bwd_kv(Q, K, V, DO, DK, DV, LSE, DELTA, LENS, SEED,
             mid = tl.cdiv(tl.maximum(start_n + BLOCK_N - 1 - q_shift, 0), BLOCK_M) * BLOCK_M
         # A block that straddles the key length needs the mask against every query block.
         mid = tl.where(start_n + BLOCK_N > key_len, Tq, tl.minimum(mid, Tq))
-        q_base = Q + b * stride_qb + h * stride_qh
-        do_base = DO + b * stride_dob + h * stride_doh
+        q_base = _head(Q, b, h, stride_qb, stride_qh)
+        do_base = _head(DO, b, h, stride_dob, stride_doh)
         lse_base = LSE + bh * Tq
         delta_base = DELTA + bh * Tq
         dk, dv = _bwd_kv_inner(dk, dv, k, v, q_base, do_base, lse_base, delta_base, stride_qt, stride_dot, offs_n,
@@ -308,10 +322,10 @@ def _attn_bwd_kv(Q, K, V, DO, DK, DV, LSE, DELTA, LENS, SEED,
                                offs_d, mid, Tq, Tq, Tk, key_len, q_shift, qk_scale, seed_bh, dropout_p,
                                BLOCK_M, CAUSAL, False, DROPOUT, DOT_PREC)
     inside = offs_n[:, None] < Tk
-    tl.store(DK + b * stride_dkb + h * stride_dkh + offs_n[:, None] * stride_dkt + offs_d[None, :],
+    tl.store(_tile(_head(DK, b, h, stride_dkb, stride_dkh), offs_n, stride_dkt, offs_d),
              (dk * sm_scale).to(DK.dtype.element_ty), mask=inside)
-    tl.store(DV + b * stride_dvb + h * stride_dvh + offs_n[:, None] * stride_dvt + offs_d[None, :],
-             dv.to(DV.dtype.element_ty), mask=inside)
+    tl.store(_tile(_head(DV, b, h, stride_dvb, stride_dvh), offs_n, stride_dvt, offs_d), dv.to(DV.dtype.element_ty),
+             mask=inside)
 
 
 @triton.jit
@@ -322,14 +336,7 @@ def _bwd_q_inner(dq, q, do, lse, delta, k_base, v_base, stride_kt, stride_vt, of
     """Accumulate dQ of one query block over the key blocks starting in [lo, hi)."""
     for start_n in range(lo, hi, BLOCK_N):
         offs_n = start_n + tl.arange(0, BLOCK_N)
-        if MASKED:
-            k = tl.load(k_base + offs_n[:, None] * stride_kt + offs_d[None, :], mask=offs_n[:, None] < key_len,
-                        other=0.0)
-            v = tl.load(v_base + offs_n[:, None] * stride_vt + offs_d[None, :], mask=offs_n[:, None] < key_len,
-                        other=0.0)
-        else:
-            k = tl.load(k_base + offs_n[:, None] * stride_kt + offs_d[None, :])
-            v = tl.load(v_base + offs_n[:, None] * stride_vt + offs_d[None, :])
+        k, v = _load_kv(k_base, v_base, stride_kt, stride_vt, offs_n, offs_d, key_len, MASKED)
         s = tl.dot(q, tl.trans(k), input_precision=DOT_PREC) * qk_scale
         p = tl.math.exp2(s - lse[:, None])
         if MASKED:
@@ -352,37 +359,25 @@ def _attn_bwd_q(Q, K, V, DO, DQ, LSE, DELTA, LENS, SEED,
                 H, Tq, Tk, Q_BUCKET, K_BUCKET, qk_scale, sm_scale, dropout_p,
                 HEAD_DIM: tl.constexpr, CAUSAL: tl.constexpr, HAS_LENS: tl.constexpr, DROPOUT: tl.constexpr,
                 DOT_PREC: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-    start_m = tl.program_id(0) * BLOCK_M
-    bh = tl.program_id(1)
-    b = (bh // H).to(tl.int64)
-    h = (bh % H).to(tl.int64)
+    start_m, bh, b, h, q_shift, key_len, seed_bh = _program(LENS, SEED, H, Tq, Tk, Tq, BLOCK_M, HAS_LENS, DROPOUT)
     offs_m = start_m + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, HEAD_DIM)
-    q_shift = Tk - Tq
-    key_len = Tk
-    if HAS_LENS:
-        key_len = tl.load(LENS + b)
-    seed_bh = 0
-    if DROPOUT:
-        seed_bh = tl.load(SEED) + (bh.to(tl.int64) << 32)
-
     row = offs_m < Tq
-    q = tl.load(Q + b * stride_qb + h * stride_qh + offs_m[:, None] * stride_qt + offs_d[None, :], mask=row[:, None],
-                other=0.0)
-    do = tl.load(DO + b * stride_dob + h * stride_doh + offs_m[:, None] * stride_dot + offs_d[None, :],
-                 mask=row[:, None], other=0.0)
+    q = tl.load(_tile(_head(Q, b, h, stride_qb, stride_qh), offs_m, stride_qt, offs_d), mask=row[:, None], other=0.0)
+    do = tl.load(_tile(_head(DO, b, h, stride_dob, stride_doh), offs_m, stride_dot, offs_d), mask=row[:, None],
+                 other=0.0)
     lse = tl.load(LSE + bh * Tq + offs_m, mask=row, other=float("inf"))
     delta = tl.load(DELTA + bh * Tq + offs_m, mask=row, other=0.0)
     dq = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
-    k_base = K + b * stride_kb + h * stride_kh
-    v_base = V + b * stride_vb + h * stride_vh
+    k_base = _head(K, b, h, stride_kb, stride_kh)
+    v_base = _head(V, b, h, stride_vb, stride_vh)
 
     full, hi = _key_range(start_m, key_len, q_shift, BLOCK_M, BLOCK_N, CAUSAL)
     dq = _bwd_q_inner(dq, q, do, lse, delta, k_base, v_base, stride_kt, stride_vt, offs_m, offs_d, 0, full, Tk,
                       key_len, q_shift, qk_scale, seed_bh, dropout_p, BLOCK_N, CAUSAL, False, DROPOUT, DOT_PREC)
     dq = _bwd_q_inner(dq, q, do, lse, delta, k_base, v_base, stride_kt, stride_vt, offs_m, offs_d, full, hi, Tk,
                       key_len, q_shift, qk_scale, seed_bh, dropout_p, BLOCK_N, CAUSAL, True, DROPOUT, DOT_PREC)
-    tl.store(DQ + b * stride_dqb + h * stride_dqh + offs_m[:, None] * stride_dqt + offs_d[None, :],
+    tl.store(_tile(_head(DQ, b, h, stride_dqb, stride_dqh), offs_m, stride_dqt, offs_d),
              (dq * sm_scale).to(DQ.dtype.element_ty), mask=row[:, None])
 
 
@@ -414,10 +409,9 @@ def _flags(q: torch.Tensor, key_lens: torch.Tensor | None, causal: bool, dropout
                 DOT_PREC="ieee" if q.dtype == torch.float32 else "tf32")
 
 
-def _interpreted_bf16(x: torch.Tensor) -> bool:
-    """The Triton interpreter gets bfloat16 wrong (its arithmetic, and fp32 -> bf16 stores, which it truncates); GPUs
-    get it right. Under the interpreter, bf16 calls run the fp32 kernels on upcast copies and torch rounds back."""
-    return INTERPRET and x.dtype == torch.bfloat16
+def _grid(B: int, H: int, length: int, block: str):
+    """The flattened grid of :func:`_program`: B · H · cdiv(length, BLOCK) programs on axis 0."""
+    return lambda meta: (B * H * triton.cdiv(length, meta[block]),)
 
 
 def attention_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_lens: torch.Tensor | None, causal: bool,
@@ -425,11 +419,11 @@ def attention_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_len
                       ) -> tuple[torch.Tensor, torch.Tensor]:
     """Launch the forward kernel.
 
-    q: (B, H, Tq, D); k, v: (B, H, Tk, D), same dtype and device, D <= 128; key_lens: int32 (B,) or None;
-    seed: int64 (1,) on the device, required when dropout_p > 0.
+    q: (B, H, Tq, D); k, v: (B, H, Tk, D), same dtype and device, D <= 128 (D = 0 gives an empty output);
+    key_lens: int32 (B,) or None; seed: int64 (1,) on the device, required when dropout_p > 0.
     Returns O (B, H, Tq, D) contiguous, in q's dtype, and LSE (B, H, Tq) float32 in base 2 (+inf for empty rows).
     """
-    if _interpreted_bf16(q):
+    if interpreted_bf16(q):
         out, lse = attention_forward(q.float(), k.float(), v.float(), key_lens, causal, scale, dropout_p, seed)
         return out.to(q.dtype), lse
     B, H, Tq, D = q.shape
@@ -437,10 +431,11 @@ def attention_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_len
     qp, kp, vp = _prepare(q), _prepare(k), _prepare(v)
     out = torch.empty(qp.shape, dtype=q.dtype, device=q.device)
     lse = torch.empty((B, H, Tq), dtype=torch.float32, device=q.device)
-    grid = lambda meta: (triton.cdiv(Tq, meta["BLOCK_M"]), B * H)
-    _attn_fwd[grid](qp, kp, vp, out, lse, key_lens, seed, *_strides(qp), *_strides(kp), *_strides(vp),
-                    *_strides(out), H, Tq, Tk, triton.next_power_of_2(Tq), triton.next_power_of_2(Tk),
-                    scale * LOG2E, dropout_p, **_flags(qp, key_lens, causal, dropout_p))
+    with device_guard(q):
+        _attn_fwd[_grid(B, H, Tq, "BLOCK_M")](
+            qp, kp, vp, out, lse, key_lens, seed, *_strides(qp), *_strides(kp), *_strides(vp), *_strides(out), H, Tq,
+            Tk, triton.next_power_of_2(Tq), triton.next_power_of_2(Tk), scale * LOG2E, dropout_p,
+            **_flags(qp, key_lens, causal, dropout_p))
     if out.shape[-1] != D:
         out = out[..., :D].contiguous()
     return out, lse
@@ -451,7 +446,7 @@ def attention_backward(do: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: to
                        dropout_p: float = 0.0, seed: torch.Tensor | None = None
                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Launch the backward kernels; returns contiguous (dQ, dK, dV) in the dtypes of (q, k, v)."""
-    if _interpreted_bf16(q):
+    if interpreted_bf16(q):
         grads = attention_backward(do.float(), q.float(), k.float(), v.float(), out.float(), lse, key_lens, causal,
                                    scale, dropout_p, seed)
         return tuple(g.to(q.dtype) for g in grads)
@@ -459,21 +454,21 @@ def attention_backward(do: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: to
     Tk = k.shape[2]
     qp, kp, vp, op, dop = _prepare(q), _prepare(k), _prepare(v), _prepare(out), _prepare(do)
     delta = torch.empty((B, H, Tq), dtype=torch.float32, device=q.device)
-    block = 16 if INTERPRET else 64
-    _attn_bwd_delta[(triton.cdiv(Tq, block), B * H)](op, dop, delta, *_strides(op), *_strides(dop), H, Tq,
-                                                     HEAD_DIM=qp.shape[-1], BLOCK_M=block)
     dq = torch.empty(qp.shape, dtype=q.dtype, device=q.device)
     dk = torch.empty(kp.shape, dtype=k.dtype, device=k.device)
     dv = torch.empty(vp.shape, dtype=v.dtype, device=v.device)
     flags = _flags(qp, key_lens, causal, dropout_p)
-    buckets = (triton.next_power_of_2(Tq), triton.next_power_of_2(Tk))
-    common = (H, Tq, Tk, *buckets, scale * LOG2E, scale, dropout_p)
-    kv_grid = lambda meta: (triton.cdiv(Tk, meta["BLOCK_N"]), B * H)
-    _attn_bwd_kv[kv_grid](qp, kp, vp, dop, dk, dv, lse, delta, key_lens, seed, *_strides(qp), *_strides(kp),
-                          *_strides(vp), *_strides(dop), *_strides(dk), *_strides(dv), *common, **flags)
-    q_grid = lambda meta: (triton.cdiv(Tq, meta["BLOCK_M"]), B * H)
-    _attn_bwd_q[q_grid](qp, kp, vp, dop, dq, lse, delta, key_lens, seed, *_strides(qp), *_strides(kp),
-                        *_strides(vp), *_strides(dop), *_strides(dq), *common, **flags)
+    common = (H, Tq, Tk, triton.next_power_of_2(Tq), triton.next_power_of_2(Tk), scale * LOG2E, scale, dropout_p)
+    delta_block = 16 if INTERPRET else 64
+    with device_guard(q):
+        _attn_bwd_delta[_grid(B, H, Tq, "BLOCK_M")({"BLOCK_M": delta_block})](
+            op, dop, delta, *_strides(op), *_strides(dop), H, Tq, HEAD_DIM=qp.shape[-1], BLOCK_M=delta_block)
+        _attn_bwd_kv[_grid(B, H, Tk, "BLOCK_N")](
+            qp, kp, vp, dop, dk, dv, lse, delta, key_lens, seed, *_strides(qp), *_strides(kp), *_strides(vp),
+            *_strides(dop), *_strides(dk), *_strides(dv), *common, **flags)
+        _attn_bwd_q[_grid(B, H, Tq, "BLOCK_M")](
+            qp, kp, vp, dop, dq, lse, delta, key_lens, seed, *_strides(qp), *_strides(kp), *_strides(vp),
+            *_strides(dop), *_strides(dq), *common, **flags)
     if qp.shape[-1] != D:
         dq, dk, dv = (g[..., :D].contiguous() for g in (dq, dk, dv))
     return dq, dk, dv

@@ -9,6 +9,21 @@ It is memory bound: a handful of flops per element, so speed is bytes moved. The
 once: a program loads a tile of BLOCK_M whole rows (N padded to a power of two, padding masked out), computes both
 statistics on chip in float32 and writes y. It also saves mean and rstd (two floats per row) for the backward.
 
+Mean and variance: a corrected two-pass
+---------------------------------------
+The row is on chip, so extra passes over it cost arithmetic, not memory. In float32, per row::
+
+    m₁   = sum(x) / N                     first estimate; the rounding of a long sum leaves m₁ off by a few ulps
+    d    = x - m₁                         (padding columns: 0)
+    mean = m₁ + sum(d) / N                the correction: sum(d) / N is exactly the error of m₁, up to rounding
+    xc   = x - mean                       (padding columns: 0)
+    var  = sum(xc²) / N                   two-pass variance: a sum of squares of centred values, never E[x²] - mean²
+
+Without the correction a row of 1000.1 at N = 768 has xc ≈ 1e-4 instead of 0, which rstd ≈ 1/√eps ≈ 316 turns into
+|y - b| ≈ 0.04. With it, a constant row gives mean = c exactly (c - m₁ is exact, as is N copies of it summed and
+divided by N), so xc = 0, x̂ = 0 and y = b exactly, as ``F.layer_norm`` gives; the backward rebuilds x̂ from the
+saved mean, so dw gets exactly 0 from such rows too. Every operation is float32 whatever the storage dtype.
+
 Backward
 --------
 With g = dy ⊙ w (the gradient reaching x̂) the input gradient is, per row::
@@ -23,6 +38,9 @@ programs. Instead of atomics (non-deterministic, and contended for small N), we 
 (about two per SM); program g walks over row tiles g, g + G, g + 2G, ... accumulating its partial dw and db in
 registers, and writes one row of a (G, N) float32 buffer at the end. A final sum over those G rows (tiny next to the
 (M, N) activations) gives dw and db, deterministically.
+
+Weight and bias may be any strided (N,) views (a column of a matrix, an ``expand``ed scalar): the kernels read them
+through their strides.
 """
 from __future__ import annotations
 
@@ -30,9 +48,8 @@ import torch
 import triton
 import triton.language as tl
 
-from scratchformers.kernels.rowwise import INTERPRET, row_configs, rows_per_program
-
-MAX_HIDDEN = 8192
+from scratchformers.kernels.common import (as_rows, device_guard, interpreted_bf16, row_configs, row_tile,
+                                           rows_per_program)
 
 
 def _num_partials(M: int, block_m: int, device: torch.device) -> int:
@@ -43,23 +60,31 @@ def _num_partials(M: int, block_m: int, device: torch.device) -> int:
     return min(tiles, 2 * torch.cuda.get_device_properties(device).multi_processor_count)
 
 
+@triton.jit
+def _centre(x, mask, N):
+    """Corrected two-pass mean of each row of the tile, and x - mean (0 outside the row); see the module docstring."""
+    first = tl.sum(x, axis=1) / N
+    mean = first + tl.sum(tl.where(mask, x - first[:, None], 0.0), axis=1) / N
+    return mean, tl.where(mask, x - mean[:, None], 0.0)
+
+
+@triton.jit
+def _column(P, cols, stride, N):
+    """A length-N parameter read through its stride, as float32 (0 past N)."""
+    return tl.load(P + cols.to(tl.int64) * stride, mask=cols < N, other=0.0).to(tl.float32)
+
+
 @triton.autotune(configs=row_configs(), key=["BLOCK_N", "BLOCK_M"])
 @triton.jit
-def _layernorm_fwd(X, Y, W, B, MEAN, RSTD, M, N, stride_x, stride_y, eps,
+def _layernorm_fwd(X, Y, W, B, MEAN, RSTD, M, N, stride_x, stride_y, stride_w, stride_b, eps,
                    HAS_BIAS: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    cols = tl.arange(0, BLOCK_N)
-    row_ok = rows < M
-    mask = row_ok[:, None] & (cols[None, :] < N)
-    rows = rows.to(tl.int64)
+    rows, cols, row_ok, mask = row_tile(tl.program_id(0) * BLOCK_M, M, N, BLOCK_M, BLOCK_N)
     x = tl.load(X + rows[:, None] * stride_x + cols[None, :], mask=mask, other=0.0).to(tl.float32)
-    mean = tl.sum(x, axis=1) / N
-    xc = tl.where(mask, x - mean[:, None], 0.0)
+    mean, xc = _centre(x, mask, N)
     rstd = 1.0 / tl.sqrt(tl.sum(xc * xc, axis=1) / N + eps)
-    w = tl.load(W + cols, mask=cols < N, other=0.0).to(tl.float32)
-    y = xc * rstd[:, None] * w[None, :]
+    y = xc * rstd[:, None] * _column(W, cols, stride_w, N)[None, :]
     if HAS_BIAS:
-        y += tl.load(B + cols, mask=cols < N, other=0.0).to(tl.float32)[None, :]
+        y += _column(B, cols, stride_b, N)[None, :]
     tl.store(Y + rows[:, None] * stride_y + cols[None, :], y.to(Y.dtype.element_ty), mask=mask)
     tl.store(MEAN + rows, mean, mask=row_ok)
     tl.store(RSTD + rows, rstd, mask=row_ok)
@@ -67,19 +92,14 @@ def _layernorm_fwd(X, Y, W, B, MEAN, RSTD, M, N, stride_x, stride_y, eps,
 
 @triton.autotune(configs=row_configs(), key=["BLOCK_N", "BLOCK_M"])
 @triton.jit
-def _layernorm_bwd(X, DY, DX, W, MEAN, RSTD, DW_PARTIAL, DB_PARTIAL, M, N, stride_x, stride_dy, stride_dx,
+def _layernorm_bwd(X, DY, DX, W, MEAN, RSTD, DW_PARTIAL, DB_PARTIAL, M, N, stride_x, stride_dy, stride_dx, stride_w,
                    NUM_PROGRAMS, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
     pid = tl.program_id(0)
-    cols = tl.arange(0, BLOCK_N)
-    col_ok = cols < N
-    w = tl.load(W + cols, mask=col_ok, other=0.0).to(tl.float32)
+    w = _column(W, tl.arange(0, BLOCK_N), stride_w, N)
     dw = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
     db = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
     for start in range(pid * BLOCK_M, M, NUM_PROGRAMS * BLOCK_M):
-        rows = start + tl.arange(0, BLOCK_M)
-        row_ok = rows < M
-        mask = row_ok[:, None] & col_ok[None, :]
-        rows = rows.to(tl.int64)
+        rows, cols, row_ok, mask = row_tile(start, M, N, BLOCK_M, BLOCK_N)
         x = tl.load(X + rows[:, None] * stride_x + cols[None, :], mask=mask, other=0.0).to(tl.float32)
         dy = tl.load(DY + rows[:, None] * stride_dy + cols[None, :], mask=mask, other=0.0).to(tl.float32)
         mean = tl.load(MEAN + rows, mask=row_ok, other=0.0)
@@ -92,59 +112,53 @@ def _layernorm_bwd(X, DY, DX, W, MEAN, RSTD, DW_PARTIAL, DB_PARTIAL, M, N, strid
         tl.store(DX + rows[:, None] * stride_dx + cols[None, :], dx.to(DX.dtype.element_ty), mask=mask)
         dw += dy * xhat
         db += dy
-    tl.store(DW_PARTIAL + pid * N + cols, tl.sum(dw, axis=0), mask=col_ok)
-    tl.store(DB_PARTIAL + pid * N + cols, tl.sum(db, axis=0), mask=col_ok)
-
-
-def _interpreted_bf16(*tensors: torch.Tensor | None) -> bool:
-    """The Triton interpreter gets bfloat16 wrong (its arithmetic, and fp32 -> bf16 stores, which it truncates); GPUs
-    get it right. Under the interpreter, bf16 calls run the fp32 kernels on upcast copies and torch rounds back."""
-    return INTERPRET and any(t is not None and t.dtype == torch.bfloat16 for t in tensors)
-
-
-def _as_rows(x: torch.Tensor) -> torch.Tensor:
-    """View x as (M, N) rows with unit stride along N (copies only if it must)."""
-    x = x if x.stride(-1) == 1 else x.contiguous()
-    return x.reshape(-1, x.shape[-1])
+    cols = tl.arange(0, BLOCK_N)
+    tl.store(DW_PARTIAL + pid * N + cols, tl.sum(dw, axis=0), mask=cols < N)
+    tl.store(DB_PARTIAL + pid * N + cols, tl.sum(db, axis=0), mask=cols < N)
 
 
 def layernorm_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, eps: float
                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """y = LayerNorm(x) over the last dim (N <= MAX_HIDDEN). Returns y (x's shape and dtype), mean and rstd (float32,
-    one per row, for the backward)."""
-    if _interpreted_bf16(x, weight, bias):
+    one per row, for the backward; NaN for rows of length 0, whose mean is 0/0)."""
+    if interpreted_bf16(x, weight, bias):
         y, mean, rstd = layernorm_forward(x.float(), weight.float(), None if bias is None else bias.float(), eps)
         return y.to(x.dtype), mean, rstd
-    rows = _as_rows(x)
+    rows = as_rows(x)
     M, N = rows.shape
     y = torch.empty(rows.shape, dtype=x.dtype, device=x.device)
-    mean = torch.empty(M, dtype=torch.float32, device=x.device)
-    rstd = torch.empty(M, dtype=torch.float32, device=x.device)
-    if M > 0:
+    mean = torch.full((M,), float("nan"), dtype=torch.float32, device=x.device)
+    rstd = torch.full((M,), float("nan"), dtype=torch.float32, device=x.device)
+    if M > 0 and N > 0:
         block_n = triton.next_power_of_2(N)
         block_m = rows_per_program(block_n)
-        _layernorm_fwd[(triton.cdiv(M, block_m),)](rows, y, weight, bias, mean, rstd, M, N, rows.stride(0),
-                                                   y.stride(0), eps, HAS_BIAS=bias is not None, BLOCK_M=block_m,
-                                                   BLOCK_N=block_n)
+        with device_guard(x):
+            _layernorm_fwd[(triton.cdiv(M, block_m),)](
+                rows, y, weight, bias, mean, rstd, M, N, rows.stride(0), y.stride(0), weight.stride(0),
+                0 if bias is None else bias.stride(0), eps, HAS_BIAS=bias is not None, BLOCK_M=block_m,
+                BLOCK_N=block_n)
     return y.view(x.shape), mean, rstd
 
 
 def layernorm_backward(dy: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, mean: torch.Tensor,
                        rstd: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Gradients (dx, dw, db) of LayerNorm; dx in x's dtype, dw and db in weight's dtype."""
-    if _interpreted_bf16(dy, x, weight):
+    if interpreted_bf16(dy, x, weight):
         dx, dw, db = layernorm_backward(dy.float(), x.float(), weight.float(), mean, rstd)
         return dx.to(x.dtype), dw.to(weight.dtype), db.to(weight.dtype)
-    rows, dy_rows = _as_rows(x), _as_rows(dy)
+    rows, dy_rows = as_rows(x), as_rows(dy)
     M, N = rows.shape
     dx = torch.empty(rows.shape, dtype=x.dtype, device=x.device)
-    if M == 0:
-        return dx.view(x.shape), torch.zeros_like(weight), torch.zeros_like(weight)
+    if M == 0 or N == 0:
+        zeros = torch.zeros(N, dtype=weight.dtype, device=weight.device)
+        return dx.view(x.shape), zeros, zeros.clone()
     block_n = triton.next_power_of_2(N)
     block_m = rows_per_program(block_n)
     programs = _num_partials(M, block_m, x.device)
     dw_partial = torch.empty((programs, N), dtype=torch.float32, device=x.device)
     db_partial = torch.empty((programs, N), dtype=torch.float32, device=x.device)
-    _layernorm_bwd[(programs,)](rows, dy_rows, dx, weight, mean, rstd, dw_partial, db_partial, M, N, rows.stride(0),
-                                dy_rows.stride(0), dx.stride(0), programs, BLOCK_M=block_m, BLOCK_N=block_n)
+    with device_guard(x):
+        _layernorm_bwd[(programs,)](rows, dy_rows, dx, weight, mean, rstd, dw_partial, db_partial, M, N,
+                                    rows.stride(0), dy_rows.stride(0), dx.stride(0), weight.stride(0), programs,
+                                    BLOCK_M=block_m, BLOCK_N=block_n)
     return dx.view(x.shape), dw_partial.sum(0).to(weight.dtype), db_partial.sum(0).to(weight.dtype)

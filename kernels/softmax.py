@@ -18,8 +18,8 @@ Backward: with y = softmax(x) the Jacobian is diag(y) - y yᵀ, so
 which again needs one row at a time: one read of y and dy, one write of dx. Arithmetic is float32 whatever the
 storage dtype.
 
-The whole row must fit on chip, which limits N (``MAX_COLS``); attention over longer rows is what the flash kernel
-is for.
+The whole row must fit on chip, which limits N (``limits.MAX_COLS``); attention over longer rows is what the flash
+kernel is for.
 """
 from __future__ import annotations
 
@@ -27,18 +27,14 @@ import torch
 import triton
 import triton.language as tl
 
-from scratchformers.kernels.rowwise import INTERPRET, row_configs, rows_per_program
-
-MAX_COLS = 32768
+from scratchformers.kernels.common import (as_rows, device_guard, interpreted_bf16, row_configs, row_tile,
+                                           rows_per_program)
 
 
 @triton.autotune(configs=row_configs(), key=["BLOCK_N", "BLOCK_M"])
 @triton.jit
 def _softmax_fwd(X, Y, M, N, stride_x, stride_y, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    cols = tl.arange(0, BLOCK_N)
-    mask = (rows[:, None] < M) & (cols[None, :] < N)
-    rows = rows.to(tl.int64)
+    rows, cols, _, mask = row_tile(tl.program_id(0) * BLOCK_M, M, N, BLOCK_M, BLOCK_N)
     x = tl.load(X + rows[:, None] * stride_x + cols[None, :], mask=mask, other=float("-inf")).to(tl.float32)
     row_max = tl.max(x, axis=1)
     row_max = tl.where(row_max == float("-inf"), 0.0, row_max)  # all -inf row: exp(-inf - 0) = 0, not NaN
@@ -51,26 +47,11 @@ def _softmax_fwd(X, Y, M, N, stride_x, stride_y, BLOCK_M: tl.constexpr, BLOCK_N:
 @triton.autotune(configs=row_configs(), key=["BLOCK_N", "BLOCK_M"])
 @triton.jit
 def _softmax_bwd(Y, DY, DX, M, N, stride_y, stride_dy, stride_dx, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    cols = tl.arange(0, BLOCK_N)
-    mask = (rows[:, None] < M) & (cols[None, :] < N)
-    rows = rows.to(tl.int64)
+    rows, cols, _, mask = row_tile(tl.program_id(0) * BLOCK_M, M, N, BLOCK_M, BLOCK_N)
     y = tl.load(Y + rows[:, None] * stride_y + cols[None, :], mask=mask, other=0.0).to(tl.float32)
     dy = tl.load(DY + rows[:, None] * stride_dy + cols[None, :], mask=mask, other=0.0).to(tl.float32)
     dx = y * (dy - tl.sum(y * dy, axis=1)[:, None])
     tl.store(DX + rows[:, None] * stride_dx + cols[None, :], dx.to(DX.dtype.element_ty), mask=mask)
-
-
-def _interpreted_bf16(x: torch.Tensor) -> bool:
-    """The Triton interpreter gets bfloat16 wrong (its arithmetic, and fp32 -> bf16 stores, which it truncates); GPUs
-    get it right. Under the interpreter, bf16 calls run the fp32 kernels on upcast copies and torch rounds back."""
-    return INTERPRET and x.dtype == torch.bfloat16
-
-
-def _as_rows(x: torch.Tensor) -> torch.Tensor:
-    """View x as (M, N) rows with unit stride along N (copies only if the last dim is not contiguous)."""
-    x = x if x.stride(-1) == 1 else x.contiguous()
-    return x.reshape(-1, x.shape[-1])
 
 
 def _launch(kernel, tensors: list[torch.Tensor], M: int, N: int) -> None:
@@ -78,15 +59,16 @@ def _launch(kernel, tensors: list[torch.Tensor], M: int, N: int) -> None:
         return
     block_n = triton.next_power_of_2(N)
     block_m = rows_per_program(block_n)
-    kernel[(triton.cdiv(M, block_m),)](*tensors, M, N, *(t.stride(0) for t in tensors), BLOCK_M=block_m,
-                                       BLOCK_N=block_n)
+    with device_guard(tensors[0]):
+        kernel[(triton.cdiv(M, block_m),)](*tensors, M, N, *(t.stride(0) for t in tensors), BLOCK_M=block_m,
+                                           BLOCK_N=block_n)
 
 
 def softmax_forward(x: torch.Tensor) -> torch.Tensor:
     """softmax over the last dim of x (any leading shape, last dim <= MAX_COLS); returns a new tensor like x."""
-    if _interpreted_bf16(x):
+    if interpreted_bf16(x):
         return softmax_forward(x.float()).to(x.dtype)
-    rows = _as_rows(x)
+    rows = as_rows(x)
     y = torch.empty(rows.shape, dtype=x.dtype, device=x.device)
     _launch(_softmax_fwd, [rows, y], *rows.shape)
     return y.view(x.shape)
@@ -94,9 +76,9 @@ def softmax_forward(x: torch.Tensor) -> torch.Tensor:
 
 def softmax_backward(y: torch.Tensor, dy: torch.Tensor) -> torch.Tensor:
     """dx = y ⊙ (dy - rowsum(y ⊙ dy)), given the forward output y and the incoming gradient dy."""
-    if _interpreted_bf16(y):
+    if interpreted_bf16(y):
         return softmax_backward(y.float(), dy.float()).to(y.dtype)
-    y_rows, dy_rows = _as_rows(y), _as_rows(dy)
+    y_rows, dy_rows = as_rows(y), as_rows(dy)
     dx = torch.empty(y_rows.shape, dtype=y.dtype, device=y.device)
     _launch(_softmax_bwd, [y_rows, dy_rows, dx], *y_rows.shape)
     return dx.view(y.shape)

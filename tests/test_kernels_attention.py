@@ -260,6 +260,32 @@ def test_custom_op_registration_is_consistent():
     torch.library.opcheck(_forward_op, (q, k, v, prefix_mask([11], 13), None, True, 0.25, 0.0))
 
 
+@pytest.mark.parametrize("attend", [flash_attention, materialized_attention])
+def test_empty_dims_give_empty_or_zero_outputs_like_torch(attend):
+    """Head dim 0: an empty (B, H, Tq, 0) output, as F.scaled_dot_product_attention gives; no keys at all (Tk = 0):
+    every row sees nothing, zeros. Gradients keep the input shapes."""
+    q = torch.randn(1, 2, 4, 0, requires_grad=True)
+    k, v = (torch.randn(1, 2, 5, 0, requires_grad=True) for _ in range(2))
+    out = attend(q, k, v, causal=True)
+    assert out.shape == (1, 2, 4, 0)
+    out.sum().backward()
+    assert q.grad.shape == q.shape and k.grad.shape == k.shape
+    q = torch.randn(1, 2, 4, 16, requires_grad=True)
+    k, v = (torch.randn(1, 2, 0, 16, requires_grad=True) for _ in range(2))
+    out = attend(q, k, v, causal=False)
+    assert out.shape == (1, 2, 4, 16) and (out == 0).all()
+    out.sum().backward()
+    assert (q.grad == 0).all() and k.grad.shape == (1, 2, 0, 16)
+
+
+@pytest.mark.parametrize("attend", [flash_attention, materialized_attention])
+@pytest.mark.parametrize("mask", [[[1, 2, 1, 0]], [[1.0, 0.5, 0.0, 0.0]], [[-1, 1, 1, 1]]])
+def test_mask_values_other_than_0_and_1_are_named_as_such(attend, mask):
+    q = torch.randn(1, 1, 4, 16)
+    with pytest.raises(ValueError, match="only 0 .padding. and 1"):
+        attend(q, q, q, causal=True, attention_mask=torch.tensor(mask))
+
+
 def test_rejects_non_prefix_mask_and_bad_inputs():
     q = torch.randn(1, 1, 8, 16)
     with pytest.raises(ValueError, match="right padding"):
@@ -286,7 +312,7 @@ def test_cpu_without_interpreter_gives_one_clear_error(monkeypatch):
 
 
 def test_kernels_built_before_the_interpreter_was_switched_on_are_reported(monkeypatch):
-    monkeypatch.setitem(sys.modules, "scratchformers.kernels.softmax", types.SimpleNamespace(INTERPRET=False))
+    monkeypatch.setitem(sys.modules, "scratchformers.kernels.common", types.SimpleNamespace(INTERPRET=False))
     with pytest.raises(RuntimeError, match="imported before TRITON_INTERPRET=1"):
         check_fast_available("cpu")
 

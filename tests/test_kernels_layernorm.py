@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from scratchformers.fast.layernorm import LayerNorm, _forward_op, layer_norm
@@ -132,3 +132,85 @@ def test_rejects_bad_inputs():
         layer_norm(torch.randn(2, 8), torch.ones(7), None)
     with pytest.raises(TypeError, match="float32"):
         layer_norm(torch.randn(2, 8).double(), torch.ones(8).double(), None)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Numerics of the statistics, strided parameters, edge shapes
+# ---------------------------------------------------------------------------------------------------------------------
+
+@settings(max_examples=25, deadline=None)
+@given(rows=st.lists(st.floats(-1e4, 1e4, width=32), min_size=1, max_size=4), N=st.integers(1, 1024),
+       seed=st.integers(0, 2**16))
+@example(rows=[1000.1], N=768, seed=0)
+def test_constant_rows_give_exactly_the_bias(rows, N, seed):
+    """A constant row has mean = c exactly (the corrected two-pass), so x - mean = 0: y is the bias bit for bit, and
+    the row adds exactly 0 to dw (an error in the mean would be amplified by rstd = 1/sqrt(eps) ~ 316). float32 rows:
+    half-precision values have so few significant bits that even a one-pass sum of them is exact."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.tensor(rows)[:, None].expand(-1, N).contiguous().requires_grad_()
+    weight = torch.randn(N, generator=gen, requires_grad=True)
+    bias = torch.randn(N, generator=gen, requires_grad=True)
+    y = layer_norm(x, weight, bias)
+    assert torch.equal(y, bias.detach().expand_as(y))
+    y.backward(torch.randn(y.shape, generator=gen))
+    assert torch.equal(weight.grad, torch.zeros(N))
+    assert torch.isfinite(x.grad).all()
+
+
+@settings(max_examples=10, deadline=None)
+@given(shift=st.floats(-100, 100), N=st.integers(64, 1024), seed=st.integers(0, 2**16))
+def test_rows_far_from_zero_match_float64(shift, N, seed):
+    """Rows c + noise with |c| up to 100 (a residual stream drifting from zero): float32 results within FP32_ATOL of
+    float64 forward and backward. A one-pass fp32 mean misses by ~N·ulp(c)/2 here."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(3, N, generator=gen) + shift
+    assert_matches_reference(x, torch.randn(N, generator=gen), torch.randn(N, generator=gen),
+                             torch.randn(3, N, generator=gen))
+
+
+def strided_parameter(kind: str, N: int, gen: torch.Generator) -> torch.Tensor:
+    """A length-N parameter that is not contiguous (a view of a leaf that requires grad): a column of a matrix,
+    every other element, or an expanded scalar."""
+    if kind == "column":
+        return torch.randn(N, 3, generator=gen).requires_grad_()[:, 1]
+    if kind == "every_other":
+        return torch.randn(2 * N, generator=gen).requires_grad_()[::2]
+    return torch.randn(1, generator=gen).requires_grad_().expand(N)
+
+
+def output_and_view_grads(x, weight, bias, grad_out) -> list[torch.Tensor]:
+    """y and the gradients wrt x, weight, bias themselves (views stay views: no clone, no copy)."""
+    inputs = [t for t in (x, weight, bias) if t is not None]
+    y = layer_norm(x, weight, bias)
+    return [y, *torch.autograd.grad(y, inputs, grad_out)]
+
+
+@settings(max_examples=20, deadline=None)
+@given(N=st.integers(1, 200), w_kind=st.sampled_from(["column", "every_other", "expanded"]),
+       b_kind=st.sampled_from(["column", "every_other", "expanded", None]), seed=st.integers(0, 2**16))
+def test_strided_weight_and_bias_equal_contiguous_copies(N, w_kind, b_kind, seed):
+    gen = torch.Generator().manual_seed(seed)
+    x, grad_out = torch.randn(5, N, generator=gen).requires_grad_(), torch.randn(5, N, generator=gen)
+    weight = strided_parameter(w_kind, N, gen)
+    bias = None if b_kind is None else strided_parameter(b_kind, N, gen)
+    assert not weight.is_contiguous() or N == 1
+    got = output_and_view_grads(x, weight, bias, grad_out)
+    copies = [None if t is None else t.detach().contiguous().requires_grad_() for t in (weight, bias)]
+    want = output_and_view_grads(x, *copies, grad_out)
+    for g, w in zip(got, want):
+        assert torch.equal(g, w)
+
+
+def test_empty_last_dim_returns_empty_like_torch():
+    x = torch.randn(3, 0, requires_grad=True)
+    weight, bias = torch.ones(0, requires_grad=True), torch.zeros(0, requires_grad=True)
+    y = layer_norm(x, weight, bias)
+    want = F.layer_norm(x, (0,), weight, bias)
+    assert y.shape == want.shape == (3, 0) and y.dtype == want.dtype
+    y.sum().backward()
+    assert x.grad.shape == (3, 0) and weight.grad.shape == bias.grad.shape == (0,)
+
+
+def test_missing_weight_is_a_clear_error():
+    with pytest.raises(TypeError, match="needs weight, a tensor of shape"):
+        layer_norm(torch.randn(2, 8), None, None)

@@ -87,3 +87,11 @@ def test_rejects_bad_inputs():
         softmax(torch.randn(1, 32769))
     with pytest.raises(TypeError, match="float32"):
         softmax(torch.randn(3).double())
+
+
+def test_empty_last_dim_returns_empty_like_torch():
+    x = torch.randn(2, 3, 0, requires_grad=True)
+    y = softmax(x)
+    assert y.shape == torch.softmax(x, -1).shape == (2, 3, 0)
+    y.sum().backward()
+    assert x.grad.shape == (2, 3, 0)
