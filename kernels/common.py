@@ -60,3 +60,19 @@ def row_tile(start, M, N, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
     row_ok = rows < M
     mask = row_ok[:, None] & (cols[None, :] < N)
     return rows.to(tl.int64), cols, row_ok, mask
+
+
+def fixed_tile(name: str, value: int | None, minimum: int) -> int | None:
+    """Check a tile size given to bypass autotuning (a power of two >= minimum); None means "autotune"."""
+    if value is not None and (not isinstance(value, int) or value < minimum or value & (value - 1)):
+        raise ValueError(f"{name} must be a power of two >= {minimum}; got {value!r}")
+    return value
+
+
+def launch(kernel, grid, *args, fixed: bool = False, **meta) -> None:
+    """``kernel[grid](*args, **meta)`` through its autotuner, or, with ``fixed``, straight to the JIT function with
+    the tile sizes in ``meta`` and 4 warps (what a tile-by-tile mirror of the kernel needs to compare against)."""
+    if fixed:
+        kernel.fn[grid](*args, num_warps=4, num_stages=2, **meta)
+    else:
+        kernel[grid](*args, **meta)

@@ -70,7 +70,7 @@ import torch
 import triton
 import triton.language as tl
 
-from scratchformers.kernels.common import INTERPRET, device_guard, interpreted_bf16
+from scratchformers.kernels.common import INTERPRET, device_guard, fixed_tile, interpreted_bf16, launch
 from scratchformers.kernels.limits import MAX_HEAD_DIM
 
 LOG2E = 1.4426950408889634
@@ -414,17 +414,29 @@ def _grid(B: int, H: int, length: int, block: str):
     return lambda meta: (B * H * triton.cdiv(length, meta[block]),)
 
 
+def _fixed_tiles(block_m: int | None, block_n: int | None) -> dict:
+    """BLOCK_M and BLOCK_N given by the caller (both or neither); tiles are at least 16 wide (a tl.dot rule)."""
+    if (block_m is None) != (block_n is None):
+        raise ValueError("give both block_m and block_n to bypass autotuning, or neither")
+    if block_m is None:
+        return {}
+    return dict(BLOCK_M=fixed_tile("block_m", block_m, 16), BLOCK_N=fixed_tile("block_n", block_n, 16))
+
+
 def attention_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_lens: torch.Tensor | None, causal: bool,
-                      scale: float, dropout_p: float = 0.0, seed: torch.Tensor | None = None
-                      ) -> tuple[torch.Tensor, torch.Tensor]:
+                      scale: float, dropout_p: float = 0.0, seed: torch.Tensor | None = None, *,
+                      block_m: int | None = None, block_n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Launch the forward kernel.
 
     q: (B, H, Tq, D); k, v: (B, H, Tk, D), same dtype and device, D <= 128 (D = 0 gives an empty output);
     key_lens: int32 (B,) or None; seed: int64 (1,) on the device, required when dropout_p > 0.
+    block_m, block_n: fixed query / key tile sizes (powers of two >= 16) instead of the autotuner's choice.
     Returns O (B, H, Tq, D) contiguous, in q's dtype, and LSE (B, H, Tq) float32 in base 2 (+inf for empty rows).
     """
+    tiles = _fixed_tiles(block_m, block_n)
     if interpreted_bf16(q):
-        out, lse = attention_forward(q.float(), k.float(), v.float(), key_lens, causal, scale, dropout_p, seed)
+        out, lse = attention_forward(q.float(), k.float(), v.float(), key_lens, causal, scale, dropout_p, seed,
+                                     block_m=block_m, block_n=block_n)
         return out.to(q.dtype), lse
     B, H, Tq, D = q.shape
     Tk = k.shape[2]
@@ -432,10 +444,10 @@ def attention_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_len
     out = torch.empty(qp.shape, dtype=q.dtype, device=q.device)
     lse = torch.empty((B, H, Tq), dtype=torch.float32, device=q.device)
     with device_guard(q):
-        _attn_fwd[_grid(B, H, Tq, "BLOCK_M")](
-            qp, kp, vp, out, lse, key_lens, seed, *_strides(qp), *_strides(kp), *_strides(vp), *_strides(out), H, Tq,
-            Tk, triton.next_power_of_2(Tq), triton.next_power_of_2(Tk), scale * LOG2E, dropout_p,
-            **_flags(qp, key_lens, causal, dropout_p))
+        launch(_attn_fwd, _grid(B, H, Tq, "BLOCK_M"), qp, kp, vp, out, lse, key_lens, seed, *_strides(qp),
+               *_strides(kp), *_strides(vp), *_strides(out), H, Tq, Tk, triton.next_power_of_2(Tq),
+               triton.next_power_of_2(Tk), scale * LOG2E, dropout_p, fixed=bool(tiles),
+               **_flags(qp, key_lens, causal, dropout_p), **tiles)
     if out.shape[-1] != D:
         out = out[..., :D].contiguous()
     return out, lse
@@ -443,12 +455,14 @@ def attention_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_len
 
 def attention_backward(do: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor,
                        lse: torch.Tensor, key_lens: torch.Tensor | None, causal: bool, scale: float,
-                       dropout_p: float = 0.0, seed: torch.Tensor | None = None
-                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Launch the backward kernels; returns contiguous (dQ, dK, dV) in the dtypes of (q, k, v)."""
+                       dropout_p: float = 0.0, seed: torch.Tensor | None = None, *, block_m: int | None = None,
+                       block_n: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Launch the backward kernels; returns contiguous (dQ, dK, dV) in the dtypes of (q, k, v). block_m, block_n:
+    fixed tile sizes for both the dK/dV and the dQ kernel instead of the autotuner's choices."""
+    tiles = _fixed_tiles(block_m, block_n)
     if interpreted_bf16(q):
         grads = attention_backward(do.float(), q.float(), k.float(), v.float(), out.float(), lse, key_lens, causal,
-                                   scale, dropout_p, seed)
+                                   scale, dropout_p, seed, block_m=block_m, block_n=block_n)
         return tuple(g.to(q.dtype) for g in grads)
     B, H, Tq, D = q.shape
     Tk = k.shape[2]
@@ -457,21 +471,20 @@ def attention_backward(do: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: to
     dq = torch.empty(qp.shape, dtype=q.dtype, device=q.device)
     dk = torch.empty(kp.shape, dtype=k.dtype, device=k.device)
     dv = torch.empty(vp.shape, dtype=v.dtype, device=v.device)
-    flags = _flags(qp, key_lens, causal, dropout_p)
+    meta = dict(fixed=bool(tiles), **_flags(qp, key_lens, causal, dropout_p), **tiles)
     common = (H, Tq, Tk, triton.next_power_of_2(Tq), triton.next_power_of_2(Tk), scale * LOG2E, scale, dropout_p)
     delta_block = 16 if INTERPRET else 64
     with device_guard(q):
         _attn_bwd_delta[_grid(B, H, Tq, "BLOCK_M")({"BLOCK_M": delta_block})](
             op, dop, delta, *_strides(op), *_strides(dop), H, Tq, HEAD_DIM=qp.shape[-1], BLOCK_M=delta_block)
-        _attn_bwd_kv[_grid(B, H, Tk, "BLOCK_N")](
-            qp, kp, vp, dop, dk, dv, lse, delta, key_lens, seed, *_strides(qp), *_strides(kp), *_strides(vp),
-            *_strides(dop), *_strides(dk), *_strides(dv), *common, **flags)
-        _attn_bwd_q[_grid(B, H, Tq, "BLOCK_M")](
-            qp, kp, vp, dop, dq, lse, delta, key_lens, seed, *_strides(qp), *_strides(kp), *_strides(vp),
-            *_strides(dop), *_strides(dq), *common, **flags)
+        launch(_attn_bwd_kv, _grid(B, H, Tk, "BLOCK_N"), qp, kp, vp, dop, dk, dv, lse, delta, key_lens, seed,
+               *_strides(qp), *_strides(kp), *_strides(vp), *_strides(dop), *_strides(dk), *_strides(dv), *common,
+               **meta)
+        launch(_attn_bwd_q, _grid(B, H, Tq, "BLOCK_M"), qp, kp, vp, dop, dq, lse, delta, key_lens, seed,
+               *_strides(qp), *_strides(kp), *_strides(vp), *_strides(dop), *_strides(dq), *common, **meta)
     if qp.shape[-1] != D:
         dq, dk, dv = (g[..., :D].contiguous() for g in (dq, dk, dv))
     return dq, dk, dv
 
 
-__all__ = ["attention_forward", "attention_backward", "MAX_HEAD_DIM", "INTERPRET"]
+__all__ = ["attention_forward", "attention_backward"]

@@ -48,8 +48,8 @@ import torch
 import triton
 import triton.language as tl
 
-from scratchformers.kernels.common import (as_rows, device_guard, interpreted_bf16, row_configs, row_tile,
-                                           rows_per_program)
+from scratchformers.kernels.common import (as_rows, device_guard, fixed_tile, interpreted_bf16, launch, row_configs,
+                                           row_tile, rows_per_program)
 
 
 def _num_partials(M: int, block_m: int, device: torch.device) -> int:
@@ -117,12 +117,15 @@ def _layernorm_bwd(X, DY, DX, W, MEAN, RSTD, DW_PARTIAL, DB_PARTIAL, M, N, strid
     tl.store(DB_PARTIAL + pid * N + cols, tl.sum(db, axis=0), mask=cols < N)
 
 
-def layernorm_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, eps: float
-                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def layernorm_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, eps: float, *,
+                      block_m: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """y = LayerNorm(x) over the last dim (N <= MAX_HIDDEN). Returns y (x's shape and dtype), mean and rstd (float32,
-    one per row, for the backward; NaN for rows of length 0, whose mean is 0/0)."""
+    one per row, for the backward; NaN for rows of length 0, whose mean is 0/0). block_m: rows per program (a power
+    of two) instead of the tuned choice."""
+    fixed_tile("block_m", block_m, 1)
     if interpreted_bf16(x, weight, bias):
-        y, mean, rstd = layernorm_forward(x.float(), weight.float(), None if bias is None else bias.float(), eps)
+        y, mean, rstd = layernorm_forward(x.float(), weight.float(), None if bias is None else bias.float(), eps,
+                                          block_m=block_m)
         return y.to(x.dtype), mean, rstd
     rows = as_rows(x)
     M, N = rows.shape
@@ -131,20 +134,25 @@ def layernorm_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor 
     rstd = torch.full((M,), float("nan"), dtype=torch.float32, device=x.device)
     if M > 0 and N > 0:
         block_n = triton.next_power_of_2(N)
-        block_m = rows_per_program(block_n)
+        rows_each = block_m or rows_per_program(block_n)
         with device_guard(x):
-            _layernorm_fwd[(triton.cdiv(M, block_m),)](
-                rows, y, weight, bias, mean, rstd, M, N, rows.stride(0), y.stride(0), weight.stride(0),
-                0 if bias is None else bias.stride(0), eps, HAS_BIAS=bias is not None, BLOCK_M=block_m,
-                BLOCK_N=block_n)
+            launch(_layernorm_fwd, (triton.cdiv(M, rows_each),), rows, y, weight, bias, mean, rstd, M, N,
+                   rows.stride(0), y.stride(0), weight.stride(0), 0 if bias is None else bias.stride(0), eps,
+                   fixed=block_m is not None, HAS_BIAS=bias is not None, BLOCK_M=rows_each, BLOCK_N=block_n)
     return y.view(x.shape), mean, rstd
 
 
 def layernorm_backward(dy: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, mean: torch.Tensor,
-                       rstd: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Gradients (dx, dw, db) of LayerNorm; dx in x's dtype, dw and db in weight's dtype."""
+                       rstd: torch.Tensor, *, block_m: int | None = None, num_programs: int | None = None
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Gradients (dx, dw, db) of LayerNorm; dx in x's dtype, dw and db in weight's dtype. block_m (rows per program,
+    a power of two) and num_programs (G, the rows of the partial dw/db buffers) replace the tuned choices."""
+    fixed_tile("block_m", block_m, 1)
+    if num_programs is not None and (not isinstance(num_programs, int) or num_programs < 1):
+        raise ValueError(f"num_programs must be a positive integer; got {num_programs!r}")
     if interpreted_bf16(dy, x, weight):
-        dx, dw, db = layernorm_backward(dy.float(), x.float(), weight.float(), mean, rstd)
+        dx, dw, db = layernorm_backward(dy.float(), x.float(), weight.float(), mean, rstd, block_m=block_m,
+                                        num_programs=num_programs)
         return dx.to(x.dtype), dw.to(weight.dtype), db.to(weight.dtype)
     rows, dy_rows = as_rows(x), as_rows(dy)
     M, N = rows.shape
@@ -153,12 +161,12 @@ def layernorm_backward(dy: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, 
         zeros = torch.zeros(N, dtype=weight.dtype, device=weight.device)
         return dx.view(x.shape), zeros, zeros.clone()
     block_n = triton.next_power_of_2(N)
-    block_m = rows_per_program(block_n)
-    programs = _num_partials(M, block_m, x.device)
+    rows_each = block_m or rows_per_program(block_n)
+    programs = num_programs or _num_partials(M, rows_each, x.device)
     dw_partial = torch.empty((programs, N), dtype=torch.float32, device=x.device)
     db_partial = torch.empty((programs, N), dtype=torch.float32, device=x.device)
     with device_guard(x):
-        _layernorm_bwd[(programs,)](rows, dy_rows, dx, weight, mean, rstd, dw_partial, db_partial, M, N,
-                                    rows.stride(0), dy_rows.stride(0), dx.stride(0), weight.stride(0), programs,
-                                    BLOCK_M=block_m, BLOCK_N=block_n)
+        launch(_layernorm_bwd, (programs,), rows, dy_rows, dx, weight, mean, rstd, dw_partial, db_partial, M, N,
+               rows.stride(0), dy_rows.stride(0), dx.stride(0), weight.stride(0), programs,
+               fixed=block_m is not None or num_programs is not None, BLOCK_M=rows_each, BLOCK_N=block_n)
     return dx.view(x.shape), dw_partial.sum(0).to(weight.dtype), db_partial.sum(0).to(weight.dtype)

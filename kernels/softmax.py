@@ -27,8 +27,8 @@ import torch
 import triton
 import triton.language as tl
 
-from scratchformers.kernels.common import (as_rows, device_guard, interpreted_bf16, row_configs, row_tile,
-                                           rows_per_program)
+from scratchformers.kernels.common import (as_rows, device_guard, fixed_tile, interpreted_bf16, launch, row_configs,
+                                           row_tile, rows_per_program)
 
 
 @triton.autotune(configs=row_configs(), key=["BLOCK_N", "BLOCK_M"])
@@ -54,31 +54,36 @@ def _softmax_bwd(Y, DY, DX, M, N, stride_y, stride_dy, stride_dx, BLOCK_M: tl.co
     tl.store(DX + rows[:, None] * stride_dx + cols[None, :], dx.to(DX.dtype.element_ty), mask=mask)
 
 
-def _launch(kernel, tensors: list[torch.Tensor], M: int, N: int) -> None:
+def _launch(kernel, tensors: list[torch.Tensor], block_m: int | None) -> None:
+    """One program per block_m rows (the tuned choice if None) of the (M, N) first tensor."""
+    M, N = tensors[0].shape
     if M == 0 or N == 0:
         return
     block_n = triton.next_power_of_2(N)
-    block_m = rows_per_program(block_n)
+    rows_each = block_m or rows_per_program(block_n)
     with device_guard(tensors[0]):
-        kernel[(triton.cdiv(M, block_m),)](*tensors, M, N, *(t.stride(0) for t in tensors), BLOCK_M=block_m,
-                                           BLOCK_N=block_n)
+        launch(kernel, (triton.cdiv(M, rows_each),), *tensors, M, N, *(t.stride(0) for t in tensors),
+               fixed=block_m is not None, BLOCK_M=rows_each, BLOCK_N=block_n)
 
 
-def softmax_forward(x: torch.Tensor) -> torch.Tensor:
-    """softmax over the last dim of x (any leading shape, last dim <= MAX_COLS); returns a new tensor like x."""
+def softmax_forward(x: torch.Tensor, *, block_m: int | None = None) -> torch.Tensor:
+    """softmax over the last dim of x (any leading shape, last dim <= MAX_COLS); returns a new tensor like x.
+    block_m: rows per program (a power of two) instead of the tuned choice."""
+    fixed_tile("block_m", block_m, 1)
     if interpreted_bf16(x):
-        return softmax_forward(x.float()).to(x.dtype)
+        return softmax_forward(x.float(), block_m=block_m).to(x.dtype)
     rows = as_rows(x)
     y = torch.empty(rows.shape, dtype=x.dtype, device=x.device)
-    _launch(_softmax_fwd, [rows, y], *rows.shape)
+    _launch(_softmax_fwd, [rows, y], block_m)
     return y.view(x.shape)
 
 
-def softmax_backward(y: torch.Tensor, dy: torch.Tensor) -> torch.Tensor:
+def softmax_backward(y: torch.Tensor, dy: torch.Tensor, *, block_m: int | None = None) -> torch.Tensor:
     """dx = y ⊙ (dy - rowsum(y ⊙ dy)), given the forward output y and the incoming gradient dy."""
+    fixed_tile("block_m", block_m, 1)
     if interpreted_bf16(y):
-        return softmax_backward(y.float(), dy.float()).to(y.dtype)
+        return softmax_backward(y.float(), dy.float(), block_m=block_m).to(y.dtype)
     y_rows, dy_rows = as_rows(y), as_rows(dy)
     dx = torch.empty(y_rows.shape, dtype=y.dtype, device=y.device)
-    _launch(_softmax_bwd, [y_rows, dy_rows, dx], *y_rows.shape)
+    _launch(_softmax_bwd, [y_rows, dy_rows, dx], block_m)
     return dx.view(y.shape)

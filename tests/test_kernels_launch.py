@@ -183,3 +183,56 @@ def test_tensors_on_a_second_gpu():
         q.float(), q.float(), q.float(), is_causal=True), atol=2e-3, rtol=0)
     torch.testing.assert_close(y, torch.nn.functional.layer_norm(x, (768,)), atol=1e-4, rtol=0)
     torch.testing.assert_close(p, torch.softmax(x, -1), atol=1e-6, rtol=0)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Fixed tiles instead of autotuning (for a tile-by-tile mirror of the kernels)
+# ---------------------------------------------------------------------------------------------------------------------
+
+def assert_fp32_close(got: list[torch.Tensor], want: list[torch.Tensor]) -> None:
+    """Equal up to float32 rounding: other tiles sum in another order (a few ulps of the largest value)."""
+    for g, w in zip(got, want):
+        assert g.dtype == w.dtype and g.shape == w.shape
+        torch.testing.assert_close(g, w, rtol=0, atol=8 * torch.finfo(torch.float32).eps * max(w.abs().max(), 1))
+
+
+@pytest.mark.parametrize("block_m,block_n", [(16, 16), (32, 16), (16, 32), (64, 32)])
+def test_attention_with_fixed_tiles_matches_the_autotuned_kernels(block_m, block_n):
+    gen = torch.Generator().manual_seed(block_m + block_n)
+    q, k, v, do = (torch.randn(2, 2, T, 32, generator=gen).to(DEVICE) for T in (37, 45, 45, 37))
+    lens = torch.tensor([45, 30], dtype=torch.int32, device=DEVICE)
+    tuned = flash_kernels.attention_forward(q, k, v, lens, True, 0.2)
+    fixed = flash_kernels.attention_forward(q, k, v, lens, True, 0.2, block_m=block_m, block_n=block_n)
+    assert_fp32_close(list(fixed), list(tuned))
+    args = (do, q, k, v, *tuned, lens, True, 0.2)
+    assert_fp32_close(flash_kernels.attention_backward(*args, block_m=block_m, block_n=block_n),
+                      flash_kernels.attention_backward(*args))
+
+
+@pytest.mark.parametrize("block_m,num_programs", [(1, 1), (2, 5), (8, 2)])
+def test_row_kernels_with_fixed_tiles_match_the_tuned_ones(block_m, num_programs):
+    gen = torch.Generator().manual_seed(block_m)
+    x, dy = (torch.randn(13, 40, generator=gen).to(DEVICE) for _ in range(2))
+    w, b = (torch.randn(40, generator=gen).to(DEVICE) for _ in range(2))
+    tuned = layernorm_kernels.layernorm_forward(x, w, b, 1e-5)
+    assert_fp32_close(layernorm_kernels.layernorm_forward(x, w, b, 1e-5, block_m=block_m), tuned)
+    stats = tuned[1:]
+    assert_fp32_close(layernorm_kernels.layernorm_backward(dy, x, w, *stats, block_m=block_m,
+                                                           num_programs=num_programs),
+                      layernorm_kernels.layernorm_backward(dy, x, w, *stats))
+    y = softmax_kernels.softmax_forward(x)
+    assert_fp32_close([softmax_kernels.softmax_forward(x, block_m=block_m)], [y])
+    assert_fp32_close([softmax_kernels.softmax_backward(y, dy, block_m=block_m)],
+                      [softmax_kernels.softmax_backward(y, dy)])
+
+
+def test_fixed_tiles_are_checked():
+    x = torch.randn(2, 2, 4, 16, device=DEVICE)
+    with pytest.raises(ValueError, match="both block_m and block_n"):
+        flash_kernels.attention_forward(x, x, x, None, False, 0.25, block_m=16)
+    with pytest.raises(ValueError, match="power of two >= 16"):
+        flash_kernels.attention_forward(x, x, x, None, False, 0.25, block_m=8, block_n=16)
+    with pytest.raises(ValueError, match="power of two >= 1"):
+        softmax_kernels.softmax_forward(x, block_m=3)
+    with pytest.raises(ValueError, match="num_programs"):
+        layernorm_kernels.layernorm_backward(x, x, torch.ones(16), x[0, 0, :, 0], x[0, 0, :, 0], num_programs=0)
