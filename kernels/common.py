@@ -44,6 +44,18 @@ def row_configs() -> list[triton.Config]:
     return [triton.Config({}, num_warps=w) for w in (1, 2, 4, 8, 16)]
 
 
+def prune_row_configs(max_per_thread: int) -> dict:
+    """``prune_configs_by`` for a row kernel: keep the warp counts that leave each thread at most ``max_per_thread``
+    elements of the (BLOCK_M, BLOCK_N) tile, so that the kernel's live tiles fit in registers. Measured on sm_90 with
+    tools/compile_sm90.py (4 x 1024 tiles): the LayerNorm backward (about six live tiles) spills at 64 elements a
+    thread, the forward needs 223-254 of the 255 registers at 128, the softmax kernels 124-168 at 128."""
+    def prune(configs: list[triton.Config], named_args: dict, **kwargs) -> list[triton.Config]:
+        elements = kwargs["BLOCK_M"] * kwargs["BLOCK_N"]
+        kept = [c for c in configs if elements <= max_per_thread * 32 * c.num_warps]
+        return kept or [max(configs, key=lambda c: c.num_warps)]
+    return {"early_config_prune": prune}
+
+
 def rows_per_program(block_n: int) -> int:
     """Several short rows per program (about 4K elements in flight on a GPU), one long row per program."""
     if INTERPRET:  # small tiles, but still several rows per program so the row masking is exercised

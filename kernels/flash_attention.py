@@ -76,24 +76,44 @@ from scratchformers.kernels.limits import MAX_HEAD_DIM
 LOG2E = 1.4426950408889634
 
 
-def _configs(block_pairs: list[tuple[int, int, int, int]]) -> list[triton.Config]:
-    """Autotuning candidates (BLOCK_M, BLOCK_N, num_warps, num_stages); one small fixed tile under the interpreter."""
-    if INTERPRET:
-        return [triton.Config({"BLOCK_M": 16, "BLOCK_N": 16}, num_warps=4, num_stages=1)]
-    return [triton.Config({"BLOCK_M": m, "BLOCK_N": n}, num_warps=w, num_stages=s) for m, n, w, s in block_pairs]
-
-
-# Candidates for H100 (head dim 64-128), checked to compile for sm_90 (triton 3.6) without register spills at D = 64;
-# each list also has a spill-free entry at D = 128. The autotuner skips any that run out of shared memory.
-_FWD_CONFIGS = _configs([(128, 64, 4, 3), (128, 64, 8, 3), (128, 128, 8, 3), (64, 64, 4, 3), (64, 32, 4, 4),
-                         (16, 64, 4, 3)])
-_BWD_KV_CONFIGS = _configs([(32, 128, 8, 3), (64, 128, 8, 3), (32, 64, 4, 3), (64, 64, 8, 3), (32, 64, 8, 3),
-                            (16, 64, 4, 3)])
-_BWD_Q_CONFIGS = _configs([(128, 32, 4, 3), (128, 32, 8, 3), (128, 64, 8, 3), (64, 64, 4, 3), (64, 32, 4, 4),
-                           (16, 64, 4, 3)])
 # Retune only when head dim, masking mode or the power-of-two bucket of a sequence length changes: during
 # generation Tk grows by one per step, and tuning at every new length would cost far more than it saves.
 _TUNE_KEY = ["Q_BUCKET", "K_BUCKET", "HEAD_DIM", "CAUSAL", "HAS_LENS", "DROPOUT"]
+Tile = tuple[int, int, int, int]  # (BLOCK_M, BLOCK_N, num_warps, num_stages)
+
+
+def _autotune(half: list[Tile], half_wide: list[Tile], fp32: list[Tile], fp32_wide: list[Tile]):
+    """``triton.autotune`` over the candidates of one kernel, pruned per call to those of its precision and head dim.
+
+    ``half`` for fp16/bf16 (tensor-core dots) at head dim <= 64, ``half_wide`` at 128; ``fp32`` and ``fp32_wide``
+    for float32, whose exact ("ieee") dots hold their operands in registers as fp32: larger tiles spill heavily and
+    take minutes to compile. Every candidate of every list compiles for sm_90 without register spills and within
+    its 227 KiB of shared memory per program (``python tools/compile_sm90.py --extra``, triton 3.9; the half lists
+    also with triton 3.6). Under the interpreter: one small tile.
+    """
+    if INTERPRET:
+        return triton.autotune([triton.Config({"BLOCK_M": 16, "BLOCK_N": 16}, num_warps=4, num_stages=1)], _TUNE_KEY)
+    made = {tile: triton.Config({"BLOCK_M": tile[0], "BLOCK_N": tile[1]}, num_warps=tile[2], num_stages=tile[3])
+            for tile in dict.fromkeys(half + half_wide + fp32 + fp32_wide)}
+    lists = {(False, False): half, (False, True): half_wide, (True, False): fp32, (True, True): fp32_wide}
+
+    def prune(configs: list[triton.Config], named_args: dict, **kwargs) -> list[triton.Config]:
+        return [made[tile] for tile in lists[kwargs["DOT_PREC"] == "ieee", kwargs["HEAD_DIM"] > 64]]
+
+    return triton.autotune(list(made.values()), _TUNE_KEY, prune_configs_by={"early_config_prune": prune})
+
+
+def _without(tiles: list[Tile], spilling: Tile) -> list[Tile]:
+    return [tile for tile in tiles if tile != spilling]
+
+
+_FWD_HALF = [(128, 64, 4, 3), (128, 64, 8, 3), (128, 128, 8, 3), (64, 64, 4, 3), (64, 32, 4, 4), (16, 64, 4, 3)]
+_BWD_KV_HALF = [(32, 128, 8, 3), (64, 128, 8, 3), (32, 64, 4, 3), (64, 64, 8, 3), (32, 64, 8, 3), (16, 64, 4, 3)]
+_BWD_Q_HALF = [(128, 32, 4, 3), (128, 32, 8, 3), (128, 64, 8, 3), (64, 64, 4, 3), (64, 32, 4, 4), (16, 64, 4, 3)]
+_autotune_fwd = _autotune(_FWD_HALF, _without(_FWD_HALF, (128, 64, 4, 3)), [(16, 64, 4, 3)], [(16, 64, 4, 3)])
+_autotune_bwd_kv = _autotune(_BWD_KV_HALF, _without(_BWD_KV_HALF, (64, 128, 8, 3)), [(32, 64, 8, 3), (16, 64, 4, 3)],
+                             [(16, 32, 8, 3)])
+_autotune_bwd_q = _autotune(_BWD_Q_HALF, _without(_BWD_Q_HALF, (128, 32, 4, 3)), [(16, 64, 4, 3)], [(16, 64, 4, 3)])
 
 
 @triton.jit
@@ -200,7 +220,7 @@ def _key_range(start_m, key_len, q_shift, BLOCK_M: tl.constexpr, BLOCK_N: tl.con
     return full, hi
 
 
-@triton.autotune(configs=_FWD_CONFIGS, key=_TUNE_KEY)
+@_autotune_fwd
 @triton.jit
 def _attn_fwd(Q, K, V, O, LSE, LENS, SEED,
               stride_qb, stride_qh, stride_qt, stride_kb, stride_kh, stride_kt,
@@ -285,7 +305,7 @@ def _bwd_kv_inner(dk, dv, k, v, q_base, do_base, lse_base, delta_base, stride_qt
     return dk, dv
 
 
-@triton.autotune(configs=_BWD_KV_CONFIGS, key=_TUNE_KEY)
+@_autotune_bwd_kv
 @triton.jit
 def _attn_bwd_kv(Q, K, V, DO, DK, DV, LSE, DELTA, LENS, SEED,
                  stride_qb, stride_qh, stride_qt, stride_kb, stride_kh, stride_kt,
@@ -350,7 +370,7 @@ def _bwd_q_inner(dq, q, do, lse, delta, k_base, v_base, stride_kt, stride_vt, of
     return dq
 
 
-@triton.autotune(configs=_BWD_Q_CONFIGS, key=_TUNE_KEY)
+@_autotune_bwd_q
 @triton.jit
 def _attn_bwd_q(Q, K, V, DO, DQ, LSE, DELTA, LENS, SEED,
                 stride_qb, stride_qh, stride_qt, stride_kb, stride_kh, stride_kt,
@@ -473,10 +493,11 @@ def attention_backward(do: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: to
     dv = torch.empty(vp.shape, dtype=v.dtype, device=v.device)
     meta = dict(fixed=bool(tiles), **_flags(qp, key_lens, causal, dropout_p), **tiles)
     common = (H, Tq, Tk, triton.next_power_of_2(Tq), triton.next_power_of_2(Tk), scale * LOG2E, scale, dropout_p)
-    delta_block = 16 if INTERPRET else 64
+    delta_block = 16 if INTERPRET else 64  # with 8 warps: no spills at head dim 64 or 128, fp32 or half (sm_90)
     with device_guard(q):
         _attn_bwd_delta[_grid(B, H, Tq, "BLOCK_M")({"BLOCK_M": delta_block})](
-            op, dop, delta, *_strides(op), *_strides(dop), H, Tq, HEAD_DIM=qp.shape[-1], BLOCK_M=delta_block)
+            op, dop, delta, *_strides(op), *_strides(dop), H, Tq, HEAD_DIM=qp.shape[-1], BLOCK_M=delta_block,
+            num_warps=8)
         launch(_attn_bwd_kv, _grid(B, H, Tk, "BLOCK_N"), qp, kp, vp, dop, dk, dv, lse, delta, key_lens, seed,
                *_strides(qp), *_strides(kp), *_strides(vp), *_strides(dop), *_strides(dk), *_strides(dv), *common,
                **meta)

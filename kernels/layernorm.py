@@ -48,8 +48,8 @@ import torch
 import triton
 import triton.language as tl
 
-from scratchformers.kernels.common import (as_rows, device_guard, fixed_tile, interpreted_bf16, launch, row_configs,
-                                           row_tile, rows_per_program)
+from scratchformers.kernels.common import (as_rows, device_guard, fixed_tile, interpreted_bf16, launch,
+                                           prune_row_configs, row_configs, row_tile, rows_per_program)
 
 
 def _num_partials(M: int, block_m: int, device: torch.device) -> int:
@@ -74,7 +74,7 @@ def _column(P, cols, stride, N):
     return tl.load(P + cols.to(tl.int64) * stride, mask=cols < N, other=0.0).to(tl.float32)
 
 
-@triton.autotune(configs=row_configs(), key=["BLOCK_N", "BLOCK_M"])
+@triton.autotune(configs=row_configs(), key=["BLOCK_N", "BLOCK_M"], prune_configs_by=prune_row_configs(64))
 @triton.jit
 def _layernorm_fwd(X, Y, W, B, MEAN, RSTD, M, N, stride_x, stride_y, stride_w, stride_b, eps,
                    HAS_BIAS: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
@@ -90,7 +90,7 @@ def _layernorm_fwd(X, Y, W, B, MEAN, RSTD, M, N, stride_x, stride_y, stride_w, s
     tl.store(RSTD + rows, rstd, mask=row_ok)
 
 
-@triton.autotune(configs=row_configs(), key=["BLOCK_N", "BLOCK_M"])
+@triton.autotune(configs=row_configs(), key=["BLOCK_N", "BLOCK_M"], prune_configs_by=prune_row_configs(32))
 @triton.jit
 def _layernorm_bwd(X, DY, DX, W, MEAN, RSTD, DW_PARTIAL, DB_PARTIAL, M, N, stride_x, stride_dy, stride_dx, stride_w,
                    NUM_PROGRAMS, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):

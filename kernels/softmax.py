@@ -27,11 +27,11 @@ import torch
 import triton
 import triton.language as tl
 
-from scratchformers.kernels.common import (as_rows, device_guard, fixed_tile, interpreted_bf16, launch, row_configs,
-                                           row_tile, rows_per_program)
+from scratchformers.kernels.common import (as_rows, device_guard, fixed_tile, interpreted_bf16, launch,
+                                           prune_row_configs, row_configs, row_tile, rows_per_program)
 
 
-@triton.autotune(configs=row_configs(), key=["BLOCK_N", "BLOCK_M"])
+@triton.autotune(configs=row_configs(), key=["BLOCK_N", "BLOCK_M"], prune_configs_by=prune_row_configs(128))
 @triton.jit
 def _softmax_fwd(X, Y, M, N, stride_x, stride_y, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
     rows, cols, _, mask = row_tile(tl.program_id(0) * BLOCK_M, M, N, BLOCK_M, BLOCK_N)
@@ -44,7 +44,7 @@ def _softmax_fwd(X, Y, M, N, stride_x, stride_y, BLOCK_M: tl.constexpr, BLOCK_N:
     tl.store(Y + rows[:, None] * stride_y + cols[None, :], y.to(Y.dtype.element_ty), mask=mask)
 
 
-@triton.autotune(configs=row_configs(), key=["BLOCK_N", "BLOCK_M"])
+@triton.autotune(configs=row_configs(), key=["BLOCK_N", "BLOCK_M"], prune_configs_by=prune_row_configs(128))
 @triton.jit
 def _softmax_bwd(Y, DY, DX, M, N, stride_y, stride_dy, stride_dx, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
     rows, cols, _, mask = row_tile(tl.program_id(0) * BLOCK_M, M, N, BLOCK_M, BLOCK_N)
