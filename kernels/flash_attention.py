@@ -182,6 +182,16 @@ def _load_kv(k_base, v_base, stride_kt, stride_vt, offs_n, offs_d, key_len, MASK
 
 
 @triton.jit
+def _scores(q, k, offs_m, offs_n, key_len, q_shift, qk_scale, CAUSAL: tl.constexpr, MASKED: tl.constexpr,
+            DOT_PREC: tl.constexpr):
+    """Base-2 logits scale·log2(e)·Q Kᵀ of a (BLOCK_M, BLOCK_N) tile; -inf where the key is hidden (MASKED tiles)."""
+    s = tl.dot(q, tl.trans(k), input_precision=DOT_PREC) * qk_scale
+    if MASKED:
+        s = tl.where(_visible(offs_m[:, None], offs_n[None, :], key_len, q_shift, CAUSAL), s, float("-inf"))
+    return s
+
+
+@triton.jit
 def _fwd_inner(acc, l_i, m_i, q, k_base, v_base, stride_kt, stride_vt, offs_m, offs_d, lo, hi, key_len, q_shift,
                Tk, qk_scale, seed_bh, dropout_p,
                BLOCK_N: tl.constexpr, CAUSAL: tl.constexpr, MASKED: tl.constexpr, DROPOUT: tl.constexpr,
@@ -190,9 +200,7 @@ def _fwd_inner(acc, l_i, m_i, q, k_base, v_base, stride_kt, stride_vt, offs_m, o
     for start_n in range(lo, hi, BLOCK_N):
         offs_n = start_n + tl.arange(0, BLOCK_N)
         k, v = _load_kv(k_base, v_base, stride_kt, stride_vt, offs_n, offs_d, key_len, MASKED)
-        s = tl.dot(q, tl.trans(k), input_precision=DOT_PREC) * qk_scale  # (BLOCK_M, BLOCK_N), base-2 logits
-        if MASKED:
-            s = tl.where(_visible(offs_m[:, None], offs_n[None, :], key_len, q_shift, CAUSAL), s, float("-inf"))
+        s = _scores(q, k, offs_m, offs_n, key_len, q_shift, qk_scale, CAUSAL, MASKED, DOT_PREC)
         m_new = tl.maximum(m_i, tl.max(s, 1))
         # A row with nothing visible yet has m_new = -inf; subtracting 0 instead keeps exp2(-inf) = 0, not NaN.
         m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
@@ -357,10 +365,8 @@ def _bwd_q_inner(dq, q, do, lse, delta, k_base, v_base, stride_kt, stride_vt, of
     for start_n in range(lo, hi, BLOCK_N):
         offs_n = start_n + tl.arange(0, BLOCK_N)
         k, v = _load_kv(k_base, v_base, stride_kt, stride_vt, offs_n, offs_d, key_len, MASKED)
-        s = tl.dot(q, tl.trans(k), input_precision=DOT_PREC) * qk_scale
-        p = tl.math.exp2(s - lse[:, None])
-        if MASKED:
-            p = tl.where(_visible(offs_m[:, None], offs_n[None, :], key_len, q_shift, CAUSAL), p, 0.0)
+        p = tl.math.exp2(_scores(q, k, offs_m, offs_n, key_len, q_shift, qk_scale, CAUSAL, MASKED, DOT_PREC)
+                         - lse[:, None])  # P recomputed from the saved LSE; hidden keys: exp2(-inf) = 0
         dp = tl.dot(do, tl.trans(v), input_precision=DOT_PREC)
         if DROPOUT:
             keep = _keep_mask(seed_bh, offs_m[:, None], offs_n[None, :], Tk, dropout_p)
