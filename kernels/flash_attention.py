@@ -88,8 +88,8 @@ def _autotune(half: list[Tile], half_wide: list[Tile], fp32: list[Tile], fp32_wi
     ``half`` for fp16/bf16 (tensor-core dots) at head dim <= 64, ``half_wide`` at 128; ``fp32`` and ``fp32_wide``
     for float32, whose exact ("ieee") dots hold their operands in registers as fp32: larger tiles spill heavily and
     take minutes to compile. Every candidate of every list compiles for sm_90 without register spills and within
-    its 227 KiB of shared memory per program (``python tools/compile_sm90.py --extra``, triton 3.9; the half lists
-    also with triton 3.6). Under the interpreter: one small tile.
+    its 227 KiB of shared memory per program (``python tools/compile_sm90.py --extra``, with triton 3.9 and 3.6).
+    Under the interpreter: one small tile.
     """
     if INTERPRET:
         return triton.autotune([triton.Config({"BLOCK_M": 16, "BLOCK_N": 16}, num_warps=4, num_stages=1)], _TUNE_KEY)
@@ -107,7 +107,7 @@ def _without(tiles: list[Tile], spilling: Tile) -> list[Tile]:
     return [tile for tile in tiles if tile != spilling]
 
 
-_FWD_HALF = [(128, 64, 4, 3), (128, 64, 8, 3), (128, 128, 8, 3), (64, 64, 4, 3), (64, 32, 4, 4), (16, 64, 4, 3)]
+_FWD_HALF = [(128, 64, 4, 3), (128, 64, 8, 3), (128, 128, 8, 3), (64, 64, 4, 3), (64, 32, 4, 4), (16, 64, 4, 2)]
 _BWD_KV_HALF = [(32, 128, 8, 3), (64, 128, 8, 3), (32, 64, 4, 3), (64, 64, 8, 3), (32, 64, 8, 3), (16, 64, 4, 3)]
 _BWD_Q_HALF = [(128, 32, 4, 3), (128, 32, 8, 3), (128, 64, 8, 3), (64, 64, 4, 3), (64, 32, 4, 4), (16, 64, 4, 3)]
 _autotune_fwd = _autotune(_FWD_HALF, _without(_FWD_HALF, (128, 64, 4, 3)), [(16, 64, 4, 3)], [(16, 64, 4, 3)])
