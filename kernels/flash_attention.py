@@ -71,7 +71,6 @@ import triton
 import triton.language as tl
 
 from scratchformers.kernels.common import INTERPRET, device_guard, fixed_tile, interpreted_bf16, launch
-from scratchformers.kernels.limits import MAX_HEAD_DIM
 
 LOG2E = 1.4426950408889634
 
