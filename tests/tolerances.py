@@ -3,6 +3,8 @@
 * float32: the kernels must match a float64 reference to ``FP32_ATOL`` absolute.
 * float16 / bfloat16: at most ``HALF_FACTOR`` times the error torch itself makes computing the same reference in
   that dtype, plus one storage quantum of the largest value, plus ``FLOOR`` for quantities that are exactly 0.
+* flash attention's dQ and dK, in half precision, may in addition carry the exact effect of one rounding that the
+  algorithm makes and torch's does not (:func:`delta_rounding_error`).
 """
 from __future__ import annotations
 
@@ -18,3 +20,26 @@ def half_tolerance(torch_half: torch.Tensor, exact: torch.Tensor) -> float:
     largest value, plus FLOOR."""
     quantum = torch.finfo(torch_half.dtype).eps * exact.abs().max().item()
     return HALF_FACTOR * (torch_half.double() - exact).abs().max().item() + quantum + FLOOR
+
+
+def delta_rounding_error(probs: torch.Tensor, other: torch.Tensor, grad_out: torch.Tensor, exact_out: torch.Tensor,
+                         stored_out: torch.Tensor, scale: float, rows_are_queries: bool = True) -> float:
+    """The error that flash attention's backward inherits from the half-precision output it stored (float64 math).
+
+    The backward (FlashAttention-2's, and ours) computes the softmax row term ``Delta_i = dO_i · O_i`` from the output
+    O as stored, rounded to bf16/fp16, where torch's autograd sums ``P ⊙ dP`` in full. Rounding O moves Delta_i by
+    ``e_i = dO_i · (O_i - Ô_i)``, and through ``dS = P ⊙ (dP - Delta)`` it moves
+
+        dQ_i by  -scale · e_i · Σ_j P_ij K_j          dK_j by  -scale · Σ_i P_ij e_i Q_i
+
+    This returns the max abs of that shift, measured from the actual stored output, not guessed: the tolerance
+    grows by exactly what this documented design choice costs (about 450 MB of an fp32 O for GPT-2 at batch 12
+    would avoid it), never by a fudge factor. ``probs`` (B, H, Tq, Tk) and ``other`` = K give the dQ term; with
+    ``rows_are_queries=False``, ``probs`` transposed to (B, H, Tk, Tq) and ``other`` = Q give the dK term.
+    """
+    e = (grad_out * (exact_out - stored_out)).sum(-1)  # (B, H, Tq)
+    if rows_are_queries:
+        shift = scale * e[..., None] * (probs @ other)  # (B, H, Tq, D)
+    else:
+        shift = scale * (probs * e[..., None, :]) @ other  # (B, H, Tk, D)
+    return shift.abs().max().item() if shift.numel() else 0.0
