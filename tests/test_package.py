@@ -50,21 +50,14 @@ def test_hugging_face_kernels_imports_from_the_repository_root() -> None:
     subprocess.run([sys.executable, "-c", probe], check=True, cwd=ROOT)
 
 
-def test_bare_checkout_imports_with_only_pythonpath(tmp_path) -> None:
+def test_bare_checkout_imports_with_only_pythonpath(bare_checkout: pathlib.Path, tmp_path) -> None:
     """A copy of the tracked files, nothing installed from it: PYTHONPATH=<copy> is enough for scratchformers.*, and
     every module comes from the copy (not from an installed or editable scratchformers)."""
-    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout.split(b"\0")
-    copy = tmp_path / "checkout"
-    for name in filter(None, files):
-        source = ROOT / name.decode()
-        if source.is_file():
-            (copy / name.decode()).parent.mkdir(parents=True, exist_ok=True)
-            (copy / name.decode()).write_bytes(source.read_bytes())
     probe = ("import pathlib, scratchformers, scratchformers.reference.model as m, scratchformers.fast.attention as a, "
              "scratchformers.kernels.softmax as k, scratchformers.train.trainer as t\n"
              "for mod in (scratchformers, m, a, k, t): assert pathlib.Path(mod.__file__).is_relative_to(%r), mod\n"
-             % str(copy))
-    env = {**os.environ, "PYTHONPATH": str(copy)}
+             % str(bare_checkout))
+    env = {**os.environ, "PYTHONPATH": str(bare_checkout)}
     subprocess.run([sys.executable, "-c", probe], check=True, cwd=tmp_path, env=env)
 
 

@@ -1,12 +1,13 @@
-"""Run the benchmarks: the CPU suites (pytest-benchmark) or, with --gpu, the GPU script.
+"""Run the benchmarks: the CPU suites (pytest-benchmark) or, with --gpu, the GPU check.
 
 Examples:
   scratchformers bench                                  # every CPU suite at full size: a few minutes each on 2 cores
   scratchformers bench --quick                          # small inputs: a smoke test in well under a minute
   scratchformers bench --json out/cpu.json              # also save the timings (plot: benchmarks/plot_results.py)
   scratchformers bench -- -k attention                  # arguments after -- go to pytest
-  scratchformers bench --gpu                            # benchmarks/gpu.py on a CUDA machine
-  scratchformers bench --gpu -- --out results/          # arguments after -- go to the GPU script
+  scratchformers bench --gpu                            # the GPU check (benchmarks/gpu/check.py), CUDA machine
+  scratchformers bench --gpu -- --out results/          # arguments after -- go to the GPU check
+  scratchformers bench --gpu -- --dry-run               # the GPU check's rehearsal on CPU
 
 The benchmarks live in the repository's benchmarks/ folder, next to the scratchformers package; they are not part of
 the wheel, so this command needs a clone installed in editable mode (pip install -e ".[test]").
@@ -22,11 +23,12 @@ from pathlib import Path
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true",
                         help="small inputs and few rounds (same as SCRATCHFORMERS_BENCH_QUICK=1)")
-    parser.add_argument("--gpu", action="store_true", help="run benchmarks/gpu.py instead of the CPU suites")
+    parser.add_argument("--gpu", action="store_true",
+                        help="run the GPU check (benchmarks/gpu/check.py) instead of the CPU suites")
     parser.add_argument("--json", metavar="PATH", default=None,
                         help="write the CPU timings to PATH (pytest --benchmark-json)")
     parser.add_argument("extra", nargs=argparse.REMAINDER,
-                        help="after --: more arguments for pytest (or, with --gpu, for benchmarks/gpu.py)")
+                        help="after --: more arguments for pytest (or, with --gpu, for benchmarks/gpu/check.py)")
 
 
 def benchmarks_dir() -> Path:
@@ -40,7 +42,7 @@ def command(args: argparse.Namespace, folder: Path) -> list[str]:
     """The command line that runs what ``args`` asks for."""
     extra = args.extra[1:] if args.extra[:1] == ["--"] else args.extra
     if args.gpu:
-        return [sys.executable, str(folder / "gpu.py"), *extra]
+        return [sys.executable, str(folder / "gpu" / "check.py"), *extra]
     cmd = [sys.executable, "-m", "pytest", str(folder), "--benchmark-group-by=group"]
     if args.quick:
         cmd.append("--quick")

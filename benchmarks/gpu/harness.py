@@ -1,4 +1,4 @@
-"""The measuring harness of ``benchmarks/gpu.py``: run settings, a timer, a time budget, one row per measured item.
+"""The measuring harness of the GPU check: run settings, a timer, a time budget, one row per measured item.
 
 Every measurement is one *row* (a dict: what was measured, then the numbers) with a ``status``:
 
@@ -6,12 +6,17 @@ Every measurement is one *row* (a dict: what was measured, then the numbers) wit
     skipped: memory ...             a (B, H, T, T) tensor would not fit the limit; not attempted
     skipped: refused ...            a PyTorch backend declined the configuration (its reason attached)
     skipped: out of memory          attempted, CUDA ran out of memory
-    skipped: time budget            the run's --budget-s had no time left for it
+    skipped: time budget            the run had no time left for it
     error: <Type>: <message>        anything else that went wrong; the run goes on with the next item
 
 Timing on a GPU is ``triton.testing.do_bench``: warm-up, then the median over as many runs as fit in ``rep_ms``, with
 the L2 cache flushed before each run. The dry run (CPU, Triton interpreter) times the median of a few calls with
 ``time.perf_counter``: it checks the code paths, its numbers mean nothing.
+
+Memory-bound operations (LayerNorm, softmax) are credited with the least traffic they could possibly make, one read of
+every input and one write of every output: forward 2·M·N elements (read x, write y), backward 3·M·N (read x or y and
+dy, write dx; per-column parameters ignored). A plain copy (``x.clone()``) beside them shows what the memory system
+actually delivers, usually 85-95% of the datasheet.
 """
 from __future__ import annotations
 
@@ -20,8 +25,11 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
+
+ROOT = Path(__file__).resolve().parents[2]  # the checkout this check measures
 
 
 class Skip(Exception):
@@ -30,22 +38,18 @@ class Skip(Exception):
 
 @dataclass(frozen=True)
 class Settings:
-    """What one run measures and how; built from the command line by ``benchmarks/gpu.py``."""
+    """What one run measures and how; built from the command line by ``check.py``."""
 
     device: torch.device
     dry_run: bool = False
-    full_grid: bool = False
-    tokens: int = 12 * 1024  # attention: tokens per batch, B = tokens // T
-    max_scores_gb: float = 8.0  # attention: skip materialised variants whose (B, H, T, T) tensor is larger
     warmup_ms: float = 10.0
     rep_ms: float = 50.0
     autotune_rep_ms: float = 20.0
-    model_batch: int = 12
     peak_gbps: float | None = None
 
 
 class Budget:
-    """A wall-clock budget for the whole run, shared out between its sections as they start.
+    """A wall-clock budget for the timed sections, shared out between them as they start.
 
     A section gets ``weight / (its weight + the weights of the sections after it)`` of the time left when it starts,
     so time a section does not use passes on to the next ones.
@@ -66,10 +70,14 @@ class Budget:
         self.section_deadline = self.clock() + allotment
         return allotment
 
+    def section_left(self) -> float:
+        """Seconds left in the current section (and never more than in the run)."""
+        now = self.clock()
+        return min(self.section_deadline, self.deadline) - now
+
     def allows(self, needs_s: float = 0.0) -> bool:
         """Whether the current section still has ``needs_s`` seconds (and the run some time) left."""
-        now = self.clock()
-        return now + needs_s < self.section_deadline and now < self.deadline
+        return self.section_left() > needs_s
 
 
 def status_of(error: BaseException) -> str:
@@ -126,6 +134,39 @@ class Harness:
         self.save()
         return row
 
+    def rate(self, ms: float, nbytes: float) -> dict:
+        """Time, bandwidth in GB/s, and percent of the peak bandwidth (None when the peak is unknown)."""
+        gbps = nbytes / ms / 1e6
+        peak = self.settings.peak_gbps
+        return dict(ms=ms, gbps=gbps, pct_peak=100 * gbps / peak if peak else None)
+
+    def measure_copy(self, rows: list[dict], row: dict, x: torch.Tensor) -> None:
+        """One row: ``x.clone()``, 2 · bytes of x."""
+        nbytes = 2 * x.numel() * x.element_size()
+        self.record(rows, dict(row, impl="copy", mode="fwd"), lambda: self.rate(self.bench(lambda: x.clone()), nbytes))
+
+    def measure_fwd_bwd(self, rows: list[dict], row: dict, fn: Callable[[], torch.Tensor],
+                        leaves: Sequence[torch.Tensor], grad: torch.Tensor) -> None:
+        """Two rows, ``fwd`` (``fn()`` without autograd) and ``bwd`` (the backward of one retained ``fn()`` graph).
+
+        ``leaves``: the tensors ``fn`` differentiates wrt (their .grad is reset between runs); ``grad``: dy, shaped
+        like the output; ``row`` says what is measured. Traffic as in the module docstring, from ``grad``'s size.
+        """
+        nbytes = grad.numel() * grad.element_size()
+
+        def forward() -> dict:
+            with torch.no_grad():
+                fn()
+                return self.rate(self.bench(fn), 2 * nbytes)
+
+        def backward() -> dict:
+            y = fn()
+            ms = self.bench(lambda: y.backward(grad, retain_graph=True), grad_to_none=leaves)
+            return self.rate(ms, 3 * nbytes)
+
+        self.record(rows, dict(row, mode="fwd"), forward)
+        self.record(rows, dict(row, mode="bwd"), backward)
+
 
 def free_memory() -> None:
     """Drop dead tensors and return cached CUDA blocks, e.g. after an out-of-memory error."""
@@ -139,8 +180,8 @@ def configure_autotuning(modules: Sequence[object], rep_ms: float | None) -> int
 
     ``rep_ms``: time each candidate with ``do_bench(warmup=5, rep=rep_ms)`` instead of Triton's 25 + 100 ms (the
     choice among a handful of tiles is as clear at 20 ms). ``None``: run each candidate once and call them all
-    equal, which compiles every candidate (into Triton's on-disk cache) without timing anything; the warm-up
-    workers of ``gpu_warm`` use it.
+    equal, which compiles every candidate (into Triton's on-disk cache) without timing anything; the compile-ahead
+    workers use it.
     """
     from triton.runtime.autotuner import Autotuner
     from triton.testing import do_bench
@@ -156,3 +197,10 @@ def configure_autotuning(modules: Sequence[object], rep_ms: float | None) -> int
     for tuner in tuners:
         tuner.do_bench = compile_only if rep_ms is None else timed
     return len(tuners)
+
+
+def kernel_modules() -> list[object]:
+    """The modules whose Triton autotuners the run configures."""
+    from scratchformers.kernels import flash_attention, layernorm, softmax
+
+    return [flash_attention, layernorm, softmax]

@@ -1,4 +1,4 @@
-"""What the GPU benchmark ran on: the device, the software versions, and the datasheet peaks that the percentages use.
+"""What the GPU check ran on: the device, the software versions, and the datasheet peaks that the percentages use.
 
 Peak bf16 dense tensor-core FLOP/s come from :data:`scratchformers.train.metrics.PEAK_BF16_FLOPS` (the training
 log's MFU uses the same table); peak HBM bandwidth from :data:`PEAK_GBPS` below. Both are matched against

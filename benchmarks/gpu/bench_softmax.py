@@ -1,4 +1,4 @@
-"""GPU benchmark, softmax over rows: our fused Triton kernels against ``torch.softmax``, forward and backward, GB/s.
+"""GPU check, softmax over rows: our fused Triton kernels against ``torch.softmax``, forward and backward, GB/s.
 
 M rows of N columns with M · N = 2²⁶ (128 MiB of bfloat16 per tensor: far past the L2 cache), N = 256 ... 16384.
 """
@@ -8,8 +8,7 @@ from collections.abc import Callable
 
 import torch
 
-from gpu_bandwidth import measure_copy, measure_fwd_bwd
-from gpu_harness import Harness, Settings, free_memory
+from harness import Harness, Settings, free_memory
 
 NAME = "softmax"
 LENGTHS = (256, 1024, 4096, 16384)
@@ -43,9 +42,9 @@ def measure_shape(h: Harness, rows: list[dict], M: int, N: int) -> None:
 
     x, grad = inputs(M, N, DTYPE, h.settings.device)
     row = dict(dtype=DTYPE, M=M, N=N)
-    measure_copy(h, rows, row, x.detach())
-    measure_fwd_bwd(h, rows, dict(row, impl="torch"), lambda: torch.softmax(x, dim=-1), [x], grad)
-    measure_fwd_bwd(h, rows, dict(row, impl="ours-triton"), lambda: softmax(x), [x], grad)
+    h.measure_copy(rows, row, x.detach())
+    h.measure_fwd_bwd(rows, dict(row, impl="torch"), lambda: torch.softmax(x, dim=-1), [x], grad)
+    h.measure_fwd_bwd(rows, dict(row, impl="ours-triton"), lambda: softmax(x), [x], grad)
 
 
 def softmax_jobs(s: Settings, dtype: str, n: int, rows: int) -> dict[str, Callable[[], None]]:

@@ -1,18 +1,21 @@
-"""GPU benchmark, attention: our Triton flash attention against PyTorch's SDPA backends and the materialised paths.
+"""GPU check, attention: our Triton flash attention against ``F.scaled_dot_product_attention`` and the materialised
+paths, forward (``fwd``) and forward + backward (``fwd+bwd``), in TFLOP/s.
 
-Implementations, each timed forward (``fwd``) and forward + backward (``fwd+bwd``):
+Implementations:
 
     ours-flash                 scratchformers.fast.attention.flash_attention (Triton, nothing of size T x T)
-    sdpa-flash                 F.scaled_dot_product_attention under sdpa_kernel(SDPBackend.FLASH_ATTENTION)
+    sdpa                       F.scaled_dot_product_attention as PyTorch dispatches it by default
+    sdpa-flash                 ... under sdpa_kernel(SDPBackend.FLASH_ATTENTION)
+    sdpa-cudnn                 ... SDPBackend.CUDNN_ATTENTION
     sdpa-efficient             ... SDPBackend.EFFICIENT_ATTENTION (memory-efficient, xFormers-style)
     sdpa-math                  ... SDPBackend.MATH (materialises T x T; upcasts half precision to float32)
     reference                  scratchformers.reference.attention.scaled_dot_product_attention (materialised)
     reference+triton-softmax   scratchformers.fast.attention.materialized_attention (materialised, fused softmax)
 
-Shapes: GPT-2 small's width, 768 = H x D (H = 12 at D = 64, H = 6 at D = 128), and 12·1024 tokens per batch
-(B = 12288 / T, at least 1), so T = 1024, D = 64 is exactly GPT-2's attention at batch 12. The default grid is
-bfloat16 at T = 256 ... 8192, D 64 and 128, causal and not, plus float16 at T 1024 and 4096 (``--full-grid``: float16
-at every T). A materialised variant is skipped when one (B, H, T, T) tensor would exceed ``--max-scores-gb``.
+Shapes, in the order they run (the first matter most if time runs out): GPT-2's attention at batch 12 (B 12, H 12,
+T 1024, D 64, bfloat16, causal), the same not causal, then causal bfloat16 at T = 256 ... 8192 with 12·1024 tokens
+per batch (B = 12288 / T), float16, and D = 128 (H = 6, GPT-2's width 768 = H x D). A materialised variant is skipped
+when one (B, H, T, T) tensor would exceed ``MAX_SCORES_GB`` or an eighth of the GPU's memory.
 
 TFLOP/s use the FlashAttention papers' count: forward 4·B·H·T²·D (two matmuls), halved when causal; forward +
 backward 3.5 times that. Every implementation is credited with the same count, so TFLOP/s compare like time.
@@ -27,16 +30,16 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
-from gpu_harness import Harness, Settings, Skip, free_memory
-from gpu_softmax import softmax_jobs
+from harness import Harness, Settings, Skip, free_memory
 
 NAME = "attention"
-IMPLS = ("ours-flash", "sdpa-flash", "sdpa-efficient", "sdpa-math", "reference", "reference+triton-softmax")
+IMPLS = ("ours-flash", "sdpa", "sdpa-flash", "sdpa-cudnn", "sdpa-efficient", "sdpa-math", "reference",
+         "reference+triton-softmax")
 MODES = ("fwd", "fwd+bwd")
 WIDTH = 768  # H x D
+TOKENS = 12 * 1024  # per batch: B = TOKENS // T
+MAX_SCORES_GB = 8.0
 REFUSALS = ("No available kernel", "No viable backend")  # how sdpa_kernel(...) says no, in torch 2.4 ... 2.13
-LONG_T = (256, 512, 1024, 2048, 4096, 8192)
-HALF_T = (1024, 4096)  # float16 in the default grid
 
 
 @dataclass(frozen=True)
@@ -59,24 +62,28 @@ class Point:
         return self.B * self.H * self.T**2 * element_size
 
 
+def point(dtype: str, D: int, causal: bool, T: int) -> Point:
+    """A shape of GPT-2's width and 12·1024 tokens per batch."""
+    return Point(dtype, D, causal, T, max(1, TOKENS // T), WIDTH // D)
+
+
+HEADLINE = point("bfloat16", 64, True, 1024)  # GPT-2 small's attention at batch 12
+
+
+def grid(s: Settings) -> list[Point]:
+    """The shapes to measure, most important first."""
+    if s.dry_run:
+        return [Point("bfloat16", 16, True, 32, 1, 2)]
+    sweep = [point("bfloat16", 64, True, T) for T in (256, 512, 2048, 4096, 8192)]
+    return [HEADLINE, point("bfloat16", 64, False, 1024), *sweep, point("float16", 64, True, 1024),
+            point("bfloat16", 128, True, 1024)]
+
+
 @dataclass(frozen=True)
 class Impl:
     fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
     context: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
     scores_element_size: int | None = None  # bytes per element of its (B, H, T, T) tensors; None: never built
-
-
-def grid(s: Settings) -> list[Point]:
-    """The shapes to measure, in the order they run (the first ones matter most if the budget runs out)."""
-    if s.dry_run:
-        return [Point("bfloat16", 16, causal, 32, 1, 2) for causal in (True, False)]
-    points = []
-    for dtype in ("bfloat16", "float16"):
-        lengths = LONG_T if dtype == "bfloat16" or s.full_grid else HALF_T
-        for D in (64, 128):
-            for causal in (True, False):
-                points += [Point(dtype, D, causal, T, max(1, s.tokens // T), WIDTH // D) for T in lengths]
-    return points
 
 
 def implementations(causal: bool, dtype: torch.dtype) -> dict[str, Impl]:
@@ -88,12 +95,17 @@ def implementations(causal: bool, dtype: torch.dtype) -> dict[str, Impl]:
     def sdpa(q, k, v):
         return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
 
+    def backend(name: str) -> Callable[[], contextlib.AbstractContextManager]:
+        return lambda: sdpa_kernel(getattr(SDPBackend, name))
+
     size = torch.finfo(dtype).bits // 8
     return {
         "ours-flash": Impl(lambda q, k, v: flash_attention(q, k, v, causal=causal)),
-        "sdpa-flash": Impl(sdpa, lambda: sdpa_kernel(SDPBackend.FLASH_ATTENTION)),
-        "sdpa-efficient": Impl(sdpa, lambda: sdpa_kernel(SDPBackend.EFFICIENT_ATTENTION)),
-        "sdpa-math": Impl(sdpa, lambda: sdpa_kernel(SDPBackend.MATH), scores_element_size=4),
+        "sdpa": Impl(sdpa),
+        "sdpa-flash": Impl(sdpa, backend("FLASH_ATTENTION")),
+        "sdpa-cudnn": Impl(sdpa, backend("CUDNN_ATTENTION")),
+        "sdpa-efficient": Impl(sdpa, backend("EFFICIENT_ATTENTION")),
+        "sdpa-math": Impl(sdpa, backend("MATH"), scores_element_size=4),
         "reference": Impl(lambda q, k, v: scaled_dot_product_attention(q, k, v, causal=causal)[0],
                           scores_element_size=size),
         "reference+triton-softmax": Impl(lambda q, k, v: materialized_attention(q, k, v, causal=causal),
@@ -102,9 +114,12 @@ def implementations(causal: bool, dtype: torch.dtype) -> dict[str, Impl]:
 
 
 def scores_limit(s: Settings) -> float:
-    """Largest (B, H, T, T) tensor to attempt, in bytes: --max-scores-gb, and at most 1/8 of the GPU's memory (the
-    materialised backward holds several such tensors at once)."""
-    limit = s.max_scores_gb * 1e9
+    """Largest (B, H, T, T) tensor to attempt, in bytes: MAX_SCORES_GB and at most 1/8 of the GPU's memory (the
+    materialised backward holds several such tensors at once). The dry run's 6 kB lets the bf16 (1, 2, 32, 32) scores
+    through but not float32 ones, so both branches run."""
+    if s.dry_run:
+        return 6e3
+    limit = MAX_SCORES_GB * 1e9
     if s.device.type == "cuda":
         limit = min(limit, torch.cuda.get_device_properties(s.device).total_memory / 8)
     return limit
@@ -132,7 +147,7 @@ def first_call(fn: Callable[[], torch.Tensor | None]) -> torch.Tensor | None:
 
 
 def measure_point(h: Harness, rows: list[dict], p: Point) -> None:
-    """Every implementation and mode at one shape: 12 rows."""
+    """Every implementation and mode at one shape."""
     q, k, v, grad = inputs(p, h.settings.device)
     with torch.no_grad():
         expected = F.scaled_dot_product_attention(q, k, v, is_causal=p.causal).float()
@@ -159,7 +174,7 @@ def measure_point(h: Harness, rows: list[dict], p: Point) -> None:
 
 
 def run(h: Harness, rows: list[dict]) -> None:
-    """Measure the whole grid into ``rows``, one progress line per shape."""
+    """Measure the grid into ``rows``, one progress line per shape."""
     for p in grid(h.settings):
         start = len(rows)
         measure_point(h, rows, p)
@@ -168,22 +183,25 @@ def run(h: Harness, rows: list[dict]) -> None:
 
 
 def summary(rows: list[dict]) -> str:
-    """``ours-flash 0.074/0.35 ms, sdpa-flash 0.053/0.22 ms (fwd/fwd+bwd); 2.8 s``: one shape at a glance."""
+    """``ours-flash 0.074/0.35 ms, sdpa 0.053/0.22 ms (fwd/fwd+bwd); 2.8 s``: one shape at a glance."""
     ms = {(r["impl"], r["mode"]): f"{r['ms']:.3g}" if r["status"] == "ok" else "-" for r in rows}
-    parts = [f"{impl} {ms.get((impl, 'fwd'), '-')}/{ms.get((impl, 'fwd+bwd'), '-')} ms"
-             for impl in ("ours-flash", "sdpa-flash")]
+    parts = [f"{impl} {ms.get((impl, 'fwd'), '-')}/{ms.get((impl, 'fwd+bwd'), '-')} ms" for impl in ("ours-flash", "sdpa")]
     return ", ".join(parts) + f" (fwd/fwd+bwd); {sum(r.get('wall_s', 0) for r in rows):.1f} s"
 
 
 def warm_jobs(s: Settings) -> dict[str, Callable[[], None]]:
-    """Compile-ahead jobs: our three flash kernels per (dtype, D, causal), the fused softmax per (dtype, T).
+    """Compile-ahead jobs: our three flash kernels per (dtype, D, causal), the fused softmax per (dtype, T) of the
+    materialised path.
 
-    Triton specialises a kernel on its integer arguments' divisibility by 16, not on their values, so one call at
-    the first T of a combination compiles what every T of it runs."""
+    Triton specialises a kernel on its integer arguments' divisibility by 16, not on their values, so one call per
+    combination compiles what every T of it runs (autotuning then only re-times the compiled candidates)."""
+    from bench_softmax import softmax_jobs
+
     jobs: dict[str, Callable[[], None]] = {}
     for p in grid(s):
         name = f"attention-flash-{p.dtype}-d{p.D}-{'causal' if p.causal else 'full'}"
         jobs.setdefault(name, lambda p=p: _flash_once(p, s.device))
+    for p in grid(s):
         jobs.update(softmax_jobs(s, p.dtype, p.T, rows=p.H * p.T))
     return jobs
 

@@ -1,4 +1,4 @@
-"""GPU benchmark, LayerNorm: our fused Triton kernels against ``F.layer_norm``, forward and backward, in GB/s.
+"""GPU check, LayerNorm: our fused Triton kernels against ``F.layer_norm``, forward and backward, in GB/s.
 
 12·1024 rows (GPT-2's tokens per batch at B = 12, T = 1024) of hidden size 768 (GPT-2 small), 1024, 2048, 4096 and
 8192 (the kernel's limit), bfloat16 activations, weights and biases.
@@ -10,8 +10,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from gpu_bandwidth import measure_copy, measure_fwd_bwd
-from gpu_harness import Harness, Settings, free_memory
+from harness import Harness, Settings, free_memory
 
 NAME = "layernorm"
 HIDDEN = (768, 1024, 2048, 4096, 8192)
@@ -48,9 +47,9 @@ def measure_shape(h: Harness, rows: list[dict], M: int, N: int) -> None:
     x, weight, bias, grad = inputs(M, N, h.settings.device)
     leaves = [x, weight, bias]
     row = dict(dtype=DTYPE, M=M, N=N)
-    measure_copy(h, rows, row, x.detach())
-    measure_fwd_bwd(h, rows, dict(row, impl="torch"), lambda: F.layer_norm(x, (N,), weight, bias), leaves, grad)
-    measure_fwd_bwd(h, rows, dict(row, impl="ours-triton"), lambda: layer_norm(x, weight, bias), leaves, grad)
+    h.measure_copy(rows, row, x.detach())
+    h.measure_fwd_bwd(rows, dict(row, impl="torch"), lambda: F.layer_norm(x, (N,), weight, bias), leaves, grad)
+    h.measure_fwd_bwd(rows, dict(row, impl="ours-triton"), lambda: layer_norm(x, weight, bias), leaves, grad)
 
 
 def warm_jobs(s: Settings) -> dict[str, Callable[[], None]]:

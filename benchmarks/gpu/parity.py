@@ -1,0 +1,97 @@
+"""GPU check, parity: ``tests/test_gpu_parity.py`` on the GPU, one ``pytest`` process per test.
+
+The parity tests compare the compiled Triton kernels with float64 references at GPT-2 shapes in bfloat16, float16 and
+float32, forward and backward, and check the kernel fixes of issue 18 at those shapes (strided views of
+``c_attn(x).split`` and views whose offsets pass 2³¹, LayerNorm with non-contiguous weight and bias, constant rows).
+Each test autotunes and compiles its own kernel configurations, which is most of its time, so the tests run as
+separate processes side by side (``jobs.py``), together with the compile-ahead jobs, before anything is timed. A test
+that crashes its process (an illegal memory access poisons the CUDA context) costs only itself.
+
+Each process writes a JUnit XML file; its outcome becomes one row: ``passed``, ``failed: <message>``,
+``skipped: <reason>``, ``error: <message>``, or, for a process that never finished, ``not finished (time budget)``
+or ``not run (time budget)``.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from harness import ROOT
+from jobs import Job
+
+NAME = "parity"
+TEST_FILE = "tests/test_gpu_parity.py"
+GIB_PER_TEST = 20.0  # the largest tests hold a few (12, 12, 1024, 1024) float64 tensors or a 5 GB strided buffer
+PYTEST = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+
+
+def collect(timeout_s: float = 120.0) -> list[str]:
+    """The node ids of the parity tests, in file order (``pytest --collect-only``)."""
+    result = subprocess.run([*PYTEST, "--collect-only", TEST_FILE], cwd=ROOT, capture_output=True, text=True,
+                            timeout=timeout_s)
+    ids = [line.strip() for line in result.stdout.splitlines() if line.startswith(TEST_FILE + "::")]
+    if not ids:
+        raise RuntimeError(f"collecting {TEST_FILE} found no tests (exit {result.returncode}): "
+                           + " ".join((result.stdout + result.stderr).split())[-500:])
+    return ids
+
+
+def jobs(node_ids: list[str], xml_dir: Path, dry_run: bool) -> list[Job]:
+    """One job per test; the dry run runs the first two in one process (they skip on CPU), enough to exercise this."""
+    groups = [node_ids[:2]] if dry_run else [[node] for node in node_ids]
+    return [Job(job_name(i), [*PYTEST, f"--junitxml={xml_dir / f'{job_name(i)}.xml'}", *group], GIB_PER_TEST, ROOT)
+            for i, group in enumerate(groups)]
+
+
+def job_name(index: int) -> str:
+    return f"parity-{index:02d}"
+
+
+def rows(node_ids: list[str], job_list: list[Job], results: dict[str, dict], xml_dir: Path) -> list[dict]:
+    """One row per test that a job ran or was meant to run."""
+    out = []
+    for job in job_list:
+        outcomes = read_junit(xml_dir / f"{job.name}.xml")
+        result = results.get(job.name, dict(status="not started (deadline)", s=0.0))
+        for node in (arg for arg in job.command if arg in node_ids):
+            row = dict(test=node, job=job.name, job_s=result["s"])
+            found = outcomes.get(node.split("::", 1)[1])
+            if found is not None:
+                row.update(found)
+            elif result["status"] == "killed at the deadline":
+                row["status"] = "not finished (time budget)"
+            elif result["status"] == "not started (deadline)":
+                row["status"] = "not run (time budget)"
+            else:
+                row["status"] = f"error: pytest ended with {result['status']} and no report"
+                row["log"] = result.get("log", "")
+            out.append(row)
+    return out
+
+
+def read_junit(path: Path) -> dict[str, dict]:
+    """``{test name: {"status": ..., "s": seconds}}`` from a JUnit XML file; empty if there is none."""
+    if not path.is_file():
+        return {}
+    outcomes = {}
+    for case in ET.parse(path).getroot().iter("testcase"):
+        status = "passed"
+        for tag, word in (("failure", "failed"), ("error", "error"), ("skipped", "skipped")):
+            found = case.find(tag)
+            if found is not None:
+                message = " ".join((found.get("message") or found.text or "").split())
+                status = f"{word}: {message[:500]}"
+                break
+        outcomes[case.get("name", "")] = dict(status=status, s=round(float(case.get("time", 0.0)), 2))
+    return outcomes
+
+
+def counts(parity_rows: list[dict]) -> dict[str, int]:
+    """How many tests ended each way: passed, failed, error, skipped, not run."""
+    tally = {"passed": 0, "failed": 0, "error": 0, "skipped": 0, "not run": 0}
+    for row in parity_rows:
+        word = row["status"].split(":")[0]
+        tally[word if word in tally else "not run"] += 1
+    return tally
