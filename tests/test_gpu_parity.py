@@ -3,8 +3,14 @@
 Skipped without CUDA. The CPU suite (test_kernels_*.py) checks the same properties on small shapes in the Triton
 interpreter, which cannot run the real bf16 tensor-core path; these tests do. Tolerances follow the CPU suite: the
 kernel's max abs error against a float64 reference must be at most 2x the error of the same plain-torch computation
-run in the half dtype, plus one storage quantum eps(dtype) · max|reference|, plus 1e-5 (float32: 1e-4 absolute;
-float32 dots use exact fp32, not TF32).
+run in the half dtype, plus one storage quantum eps(dtype) · max|reference|, plus 1e-5 (float32 attention: 1e-4
+absolute, its dots use exact fp32, not TF32; float32 LayerNorm at 12·1024 rows: the half-dtype rule with torch's own
+float32 error, as its weight gradients sum 12,288 rows).
+
+The bf16 versions at GPT-2 shapes of the kernel fixes of issue 18 (items 1-3) are here too: q, k, v as the strided
+views that ``c_attn(x).split(C)`` makes, and views whose row offsets pass 2³¹ elements (int64 offsets), must give the
+same bits as contiguous copies; LayerNorm must honour non-contiguous and expanded weight and bias, and normalise a
+constant row to exactly its bias. ``benchmarks/gpu/check.py`` runs this file as its first section.
 """
 from __future__ import annotations
 
@@ -43,8 +49,9 @@ def with_grads(fn, inputs, grad_out):
 
 
 def assert_close(name_list, fast, exact, half_ref, dtype):
+    """``half_ref``: the plain-torch results in ``dtype`` (None: float32 against FP32_ATOL)."""
     for i, (name, got, want) in enumerate(zip(name_list, fast, exact)):
-        tol = FP32_ATOL + FLOOR if dtype == torch.float32 else half_tolerance(half_ref[i], want)
+        tol = FP32_ATOL + FLOOR if half_ref is None else half_tolerance(half_ref[i], want)
         err = (got.double() - want).abs().max().item()
         assert torch.isfinite(got).all(), name
         assert err <= tol, f"{name}: max abs error {err:.3g} > {tol:.3g} ({dtype})"
@@ -65,7 +72,7 @@ def check_attention(B, H, Tq, Tk, D, dtype, causal, lengths=None, seed=0):
         return reference_attention(q, k, v, causal, visible, scale)
 
     exact = with_grads(ref, [t.double() for t in (q, k, v)], go.double())
-    half = None if dtype == torch.float32 else with_grads(ref, (q, k, v), go)
+    half = None if dtype == torch.float32 else with_grads(ref, (q, k, v), go)  # float32: FP32_ATOL
     assert_close(("out", "dq", "dk", "dv"), fast, exact, half, dtype)
 
 
@@ -104,15 +111,16 @@ def test_attention_dropout_rate_and_reproducibility():
     assert not ((a != 0) & ~visible).any()
 
 
-def test_layernorm_gpt2_shape_bf16():
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32])
+def test_layernorm_gpt2_shape(dtype):
     gen = torch.Generator(device="cuda").manual_seed(2)
-    x = torch.randn(12, 1024, 768, generator=gen, device="cuda").to(torch.bfloat16)
-    w, b = (torch.randn(768, generator=gen, device="cuda").to(torch.bfloat16) for _ in range(2))
-    go = torch.randn(12, 1024, 768, generator=gen, device="cuda").to(torch.bfloat16)
+    x = torch.randn(12, 1024, 768, generator=gen, device="cuda").to(dtype)
+    w, b = (torch.randn(768, generator=gen, device="cuda").to(dtype) for _ in range(2))
+    go = torch.randn(12, 1024, 768, generator=gen, device="cuda").to(dtype)
     fast = with_grads(layer_norm, (x, w, b), go)
     exact = with_grads(lambda x, w, b: F.layer_norm(x, (768,), w, b), [t.double() for t in (x, w, b)], go.double())
-    half = with_grads(lambda x, w, b: F.layer_norm(x, (768,), w, b), (x, w, b), go)
-    assert_close(("y", "dx", "dw", "db"), fast, exact, half, torch.bfloat16)
+    same_dtype = with_grads(lambda x, w, b: F.layer_norm(x, (768,), w, b), (x, w, b), go)
+    assert_close(("y", "dx", "dw", "db"), fast, exact, same_dtype, dtype)
 
 
 def test_layernorm_module_with_fp32_parameters_on_bf16_activations():
@@ -153,3 +161,93 @@ def test_inductor_compiles_around_the_custom_ops():
     want = torch.autograd.grad(block(x), (x, ln.weight, ln.bias))
     for g, w in zip(got, want):
         torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-6)
+
+
+# ------------------------------------------------------------------- issue 18, kernels items 1-3, bf16 at GPT-2 shapes
+
+
+def grads_keeping_strides(fn, inputs, grad_out):
+    """Like ``with_grads``, but the leaves keep the inputs' strides (``detach`` is a view; ``clone`` of a view with
+    gaps would be contiguous)."""
+    leaves = [t.detach().requires_grad_() for t in inputs]
+    out = fn(*leaves)
+    out.backward(grad_out)
+    return [out] + [t.grad for t in leaves]
+
+
+def assert_same_bits_as_contiguous(q, k, v, go):
+    def attend(q, k, v):
+        return flash_attention(q, k, v, causal=True)
+
+    got = grads_keeping_strides(attend, (q, k, v), go)
+    want = grads_keeping_strides(attend, [t.contiguous() for t in (q, k, v)], go)
+    for name, g, w in zip(("out", "dq", "dk", "dv"), got, want):
+        assert torch.equal(g, w), f"{name}: max abs difference {(g.float() - w.float()).abs().max().item():.3g}"
+
+
+def test_attention_on_views_of_c_attn_split_bf16():
+    """MultiHeadAttention hands the kernel views of c_attn(x).split(C): row stride 3·C, head stride D."""
+    B, T, H, D = 12, 1024, 12, 64
+    C = H * D
+    gen = torch.Generator(device="cuda").manual_seed(6)
+    qkv = torch.randn(B, T, 3 * C, generator=gen, device="cuda").to(torch.bfloat16)  # what c_attn(x) returns
+    q, k, v = (t.view(B, T, H, D).transpose(1, 2) for t in qkv.split(C, dim=2))
+    assert q.stride() == (T * 3 * C, D, 3 * C, 1)
+    go = torch.randn(B, H, T, D, generator=gen, device="cuda").to(torch.bfloat16)
+    assert_same_bits_as_contiguous(q, k, v, go)
+
+
+def test_attention_row_offsets_past_int32_bf16():
+    """Views whose row offsets t · stride_t pass 2³¹ elements (a 5.4 GB buffer; only the viewed elements are
+    written): with int32 offsets the kernel would read the wrong rows, or fault."""
+    B, H, T, D = 2, 12, 640, 64
+    row = 2**22  # stride_t: (T - 1) · 2²² = 2.68e9 > 2³¹
+    gen = torch.Generator(device="cuda").manual_seed(7)
+    buffer = torch.empty((T - 1) * row + 3 * B * H * D, dtype=torch.bfloat16, device="cuda")
+    views = [buffer.as_strided((B, H, T, D), (3 * H * D, D, row, 1), storage_offset=j * H * D) for j in range(3)]
+    for view in views:
+        view.copy_(torch.randn(B, H, T, D, generator=gen, device="cuda"))
+    assert (T - 1) * views[0].stride(2) >= 2**31
+    go = torch.randn(B, H, T, D, generator=gen, device="cuda").to(torch.bfloat16)
+    assert_same_bits_as_contiguous(*views, go)
+
+
+def test_layernorm_noncontiguous_weight_and_bias_bf16():
+    """Weight every other element of a longer tensor (stride 2), bias one value expanded (stride 0): the same bits
+    as with contiguous copies, forward and backward."""
+    gen = torch.Generator(device="cuda").manual_seed(8)
+    x = torch.randn(12, 1024, 768, generator=gen, device="cuda").to(torch.bfloat16)
+    go = torch.randn(12, 1024, 768, generator=gen, device="cuda").to(torch.bfloat16)
+    w_base = torch.randn(2 * 768, generator=gen, device="cuda").to(torch.bfloat16).requires_grad_()
+    b_base = torch.randn(1, generator=gen, device="cuda").to(torch.bfloat16).requires_grad_()
+    x1 = x.clone().requires_grad_()
+    y1 = layer_norm(x1, w_base[::2], b_base.expand(768))
+    y1.backward(go)
+    x2 = x.clone().requires_grad_()
+    w2 = w_base.detach()[::2].contiguous().requires_grad_()
+    b2 = b_base.detach().expand(768).contiguous().requires_grad_()
+    y2 = layer_norm(x2, w2, b2)
+    y2.backward(go)
+    assert torch.isfinite(y1).all()
+    assert torch.equal(y1, y2)
+    assert torch.equal(x1.grad, x2.grad)
+    assert torch.equal(w_base.grad[::2], w2.grad) and not w_base.grad[1::2].any()
+    assert torch.equal(b_base.grad, b2.grad.sum_to_size(b_base.shape))  # what autograd does for expand
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32])
+def test_layernorm_constant_rows_give_the_bias(dtype):
+    """A constant row has x - mean = 0, so y is exactly the bias and dγ exactly 0, also around 1000.1, where a
+    one-pass float32 sum of the row is inexact and 1/sqrt(eps) ≈ 316 amplifies the residue (bf16 and fp16 rows of
+    768 sum exactly in float32; float32 rows are the ones a one-pass mean gets wrong)."""
+    gen = torch.Generator(device="cuda").manual_seed(9)
+    levels = 1000.1 + 100 * torch.randn(12, 1024, 1, generator=gen, device="cuda")
+    x = levels.expand(12, 1024, 768).to(dtype).contiguous().requires_grad_()
+    w, b = (torch.randn(768, generator=gen, device="cuda").to(dtype).requires_grad_() for _ in range(2))
+    go = torch.randn(12, 1024, 768, generator=gen, device="cuda").to(dtype)
+    y = layer_norm(x, w, b)
+    y.backward(go)
+    is_bias = torch.equal(y, b.detach().expand_as(y))
+    assert is_bias, f"max |y - bias| = {(y - b).abs().max().item():.3g}"
+    no_dw = not w.grad.any()
+    assert no_dw, f"max |dγ| = {w.grad.abs().max().item():.3g}"
