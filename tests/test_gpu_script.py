@@ -31,7 +31,7 @@ import parity  # noqa: E402
 ATTENTION_IMPLS = {"ours-flash", "sdpa", "sdpa-flash", "sdpa-cudnn", "sdpa-efficient", "sdpa-math", "reference",
                    "reference+triton-softmax"}
 CHARTS = {"gpu-attention.png", "gpu-rowwise.png", "gpu-training.png"}
-FILES = CHARTS | {"gpu_check.json", "gpu_check.md"}
+FILES = CHARTS | {"gpu_check.json", "gpu_check.md", "gpu_check.log"}
 
 
 def run_check(checkout: Path, *args: str, timeout: float = 400, **env: str) -> subprocess.CompletedProcess:
@@ -67,7 +67,7 @@ def test_dry_run_files_summary_and_bare_checkout(dry_run: tuple[Path, dict, str,
         assert f"] {section}: done in" in stdout
     summary = stdout[stdout.index("GPU check on CPU"):].splitlines()  # printed last, and atop the report
     assert summary[0].endswith("DRY RUN, numbers meaningless") and len(summary) >= 7
-    assert "\n".join(summary) in report
+    assert "\n".join(summary) in report and "\n".join(summary) in (out / "gpu_check.log").read_text()
     warm = data["timing"]["first_phase"]["jobs"]  # the dry run's one compile-ahead worker, every section's first job
     assert list(warm) == ["warm-dry-run"] and warm["warm-dry-run"]["status"] == "ok", warm
 

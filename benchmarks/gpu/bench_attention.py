@@ -185,7 +185,8 @@ def run(h: Harness, rows: list[dict]) -> None:
 def summary(rows: list[dict]) -> str:
     """``ours-flash 0.074/0.35 ms, sdpa 0.053/0.22 ms (fwd/fwd+bwd); 2.8 s``: one shape at a glance."""
     ms = {(r["impl"], r["mode"]): f"{r['ms']:.3g}" if r["status"] == "ok" else "-" for r in rows}
-    parts = [f"{impl} {ms.get((impl, 'fwd'), '-')}/{ms.get((impl, 'fwd+bwd'), '-')} ms" for impl in ("ours-flash", "sdpa")]
+    parts = [f"{impl} {ms.get((impl, 'fwd'), '-')}/{ms.get((impl, 'fwd+bwd'), '-')} ms"
+             for impl in ("ours-flash", "sdpa")]
     return ", ".join(parts) + f" (fwd/fwd+bwd); {sum(r.get('wall_s', 0) for r in rows):.1f} s"
 
 

@@ -22,13 +22,12 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-from harness import Harness, Settings, free_memory
+from harness import DRY_MODEL, PRESET, Harness, Settings, free_memory
 
 NAME = "model"
 PATHS = {"torch": dict(attention="torch_sdpa", layernorm="torch"), "fast": dict(attention="fast", layernorm="fast")}
 VARIANTS = (("torch", False), ("fast", False), ("torch", True), ("fast", True))  # (path, compiled), in run order
 WARMUP_STEPS, TIMED_STEPS = 3, 10
-PRESET = "gpt2-owt"
 
 
 def variant_name(path: str, compiled: bool) -> str:
@@ -39,11 +38,8 @@ def preset_shapes(s: Settings) -> tuple[object, int]:
     """The preset's model configuration and micro-batch size (the dry run: one tiny layer, batch 2)."""
     from scratchformers.train.config import get_train_config
 
-    if s.dry_run:
-        train = get_train_config(PRESET, num_layers=1, num_heads=2, emb_dim=32, block_size=32, vocab_size=256,
-                                 batch_size=2)
-    else:
-        train = get_train_config(PRESET)
+    dry = dict(DRY_MODEL, vocab_size=256, batch_size=2) if s.dry_run else {}
+    train = get_train_config(PRESET, **dry)
     return train.model_config(vocab_size=train.vocab_size), train.batch_size
 
 

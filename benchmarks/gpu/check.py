@@ -1,8 +1,8 @@
 """The GPU check: parity tests, kernels and training against PyTorch, and the real trainer, in one run of 9 minutes.
 
-    PYTHONPATH=. python benchmarks/gpu/check.py --out $OUT    # on a CUDA machine, from the repository root
-    python benchmarks/gpu/check.py --dry-run --out /tmp/dry   # no GPU: every code path on CPU, tiny shapes
-    python benchmarks/gpu/check.py --replot DIR/gpu_check.json   # redraw the charts from a run's JSON
+    PYTHONPATH=. python3 benchmarks/gpu/check.py --out $OUT     # on a CUDA machine, from the repository root
+    PYTHONPATH=. python3 benchmarks/gpu/check.py --dry-run      # no GPU: every code path on CPU, tiny shapes
+    python3 benchmarks/gpu/check.py --replot DIR/gpu_check.json # redraw the charts from a run's JSON
 
 A bare copy of the repository is enough: torch and Triton installed, the project not; ``PYTHONPATH=<repository>``
 makes ``scratchformers.*`` this checkout's folders (see scratchformers/__init__.py).
@@ -20,12 +20,14 @@ the timed sections, one at a time on a quiet GPU, in this order (each module's d
 
 ``--budget-s`` (default 500) is the whole run's wall clock, compiling included. Each timed section gets a share of
 the time left when it starts; items that find none are recorded as ``skipped: time budget``; one in-process item may
-overrun its share (a ``torch.compile``), so at ``--budget-s`` + ``--hard-stop-after-s`` (25 s) the run stops wherever it
-is and writes what it has. One item's failure is recorded and the run goes on. The JSON is rewritten after every item, so a run killed
-from outside still leaves its data. Files in the output folder (five, within what the device tool returns):
+overrun its share (a ``torch.compile``), so at ``--budget-s`` + ``--hard-stop-after-s`` (25 s) the run stops wherever
+it is and writes what it has. One item's failure is recorded and the run goes on. The JSON is rewritten after every
+item, so a run killed from outside still leaves its data. The output folder gets six files (a run first removes
+those of an earlier one):
 
     gpu_check.json     device, versions, date, settings, timings, one row per test and per measurement
     gpu_check.md       the same as tables, headed by the summary that the run also prints last
+    gpu_check.log      the progress lines and the summary, as printed
     gpu-attention.png, gpu-rowwise.png, gpu-training.png   charts (needs matplotlib; --replot redraws them)
 
 Exit status: 0 after a run (whatever failed inside it: read the summary), 2 without CUDA (unless --dry-run) or when
@@ -57,7 +59,7 @@ HARD_STOP_AFTER_S = 25.0  # past the budget, the run stops wherever it is
 DEFAULT_BUDGET_S = 500.0
 HEAVY_GIB = 25.0  # GPU memory of a compile-ahead job that runs a GPT-2 training step
 LIGHT_GIB = 2.0
-JSON_NAME, MARKDOWN_NAME = "gpu_check.json", "gpu_check.md"
+JSON_NAME, MARKDOWN_NAME, LOG_NAME = "gpu_check.json", "gpu_check.md", "gpu_check.log"
 
 
 class TimeUp(BaseException):
@@ -78,23 +80,24 @@ def sections_arg(text: str) -> list[str]:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     epilog="Output files, sections and timing: see benchmarks/README.md.",
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                     epilog="Sections, output files and timing: benchmarks/README.md.")
     parser.add_argument("--out", type=Path, default=None,
                         help="output folder (default: $OUT if set, else benchmarks/results/gpu)")
     parser.add_argument("--sections", type=sections_arg, default=list(SECTIONS),
-                        help="comma-separated subset of " + ",".join(SECTIONS))
+                        help=f"comma-separated subset of {','.join(SECTIONS)} (default: all)")
     parser.add_argument("--budget-s", type=float, default=DEFAULT_BUDGET_S,
-                        help="wall-clock budget of the whole run, compiling included")
+                        help=f"wall-clock budget of the whole run, compiling included (default: {DEFAULT_BUDGET_S:g})")
     parser.add_argument("--hard-stop-after-s", type=float, default=HARD_STOP_AFTER_S,
-                        help="this long past the budget the run stops wherever it is and writes what it has")
+                        help="this long past the budget the run stops wherever it is and writes what it has "
+                             f"(default: {HARD_STOP_AFTER_S:g})")
     parser.add_argument("--dry-run", action="store_true",
                         help="CPU only, Triton interpreter, tiny shapes: checks every code path, measures nothing")
     parser.add_argument("--no-warm", action="store_true", help="no compile-ahead jobs in the first phase")
-    parser.add_argument("--warmup-ms", type=float, default=10.0, help="do_bench warm-up per item")
-    parser.add_argument("--rep-ms", type=float, default=50.0, help="do_bench repetition time per item")
+    parser.add_argument("--warmup-ms", type=float, default=10.0, help="do_bench warm-up per item (default: 10)")
+    parser.add_argument("--rep-ms", type=float, default=50.0, help="do_bench repetition time per item (default: 50)")
     parser.add_argument("--autotune-rep-ms", type=float, default=20.0,
-                        help="repetition time per candidate when our Triton kernels autotune (Triton's own: 100)")
+                        help="repetition time per candidate when our Triton kernels autotune (default: 20; "
+                             "Triton's own: 100)")
     parser.add_argument("--peak-gbps", type=float, default=None,
                         help="peak memory bandwidth of this GPU in GB/s (default: datasheet value of known GPUs)")
     parser.add_argument("--replot", type=Path, default=None, metavar="JSON",
@@ -142,6 +145,10 @@ class Run:
         self.budget = Budget(args.budget_s - RESERVE_S - (time.monotonic() - STARTED))
         self.harness = Harness(self.settings, self.budget, save=self.save_json, log=self.log)
         self.out = args.out or default_out()
+        from plots import CHARTS
+
+        for name in (JSON_NAME, MARKDOWN_NAME, LOG_NAME, *CHARTS):  # this run's files only, never an older run's
+            (self.out / name).unlink(missing_ok=True)
         self.results: dict = dict(meta=self.meta, timing=dict(first_phase=None, sections={}))
         self.meta["run"] = dict(state="running", budget_s=args.budget_s, sections=args.sections, dry_run=args.dry_run,
                                 warmup_ms=args.warmup_ms, rep_ms=args.rep_ms, autotune_rep_ms=args.autotune_rep_ms,
@@ -151,7 +158,12 @@ class Run:
         self.meta["package_files"] = scratchformers.fast.attention.__file__
 
     def log(self, message: str) -> None:
-        print(f"[{time.monotonic() - STARTED:6.1f} s] {message}", flush=True)
+        """A progress line on stdout and in the output folder's log."""
+        line = f"[{time.monotonic() - STARTED:6.1f} s] {message}"
+        print(line, flush=True)
+        self.out.mkdir(parents=True, exist_ok=True)
+        with open(self.out / LOG_NAME, "a") as handle:
+            handle.write(line + "\n")
 
     def save_json(self) -> None:
         self.meta["run"]["elapsed_s"] = round(time.monotonic() - STARTED, 1)
@@ -171,31 +183,32 @@ class Run:
         deadline = time.monotonic() + seconds
         with tempfile.TemporaryDirectory(prefix="gpu-check-parity-") as tmp:
             xml_dir = Path(tmp)
-            job_list: list[Job] = []
+            parity_jobs: list[Job] = []
             node_ids: list[str] = []
             if "parity" in self.args.sections:
                 try:
                     node_ids = parity.collect()
-                    job_list += parity.jobs(node_ids, xml_dir, self.args.dry_run)
+                    parity_jobs = parity.jobs(node_ids, xml_dir, self.args.dry_run)
                 except Exception as error:  # collecting failed: say so, go on with the rest
                     self.results["parity"] = [dict(test=parity.TEST_FILE, status=f"error: {error}")]
-            if not self.args.no_warm:
-                job_list += self.warm_job_list()
+            warm = [] if self.args.no_warm else self.warm_job_list()
+            # The long torch.compile jobs first, so that they finish in time; then the tests; then the kernels.
+            job_list = [j for j in warm if j.gib >= HEAVY_GIB] + parity_jobs + [j for j in warm if j.gib < HEAVY_GIB]
             if self.args.dry_run:
                 parallel, memory = 2, math.inf
             else:
                 parallel = max(1, cpu_cores() - 1)
                 memory = 0.85 * torch.cuda.get_device_properties(0).total_memory / 2**30
             seconds = max(0.0, deadline - time.monotonic())
-            self.log(f"first phase: {len(node_ids)} parity tests and {len(job_list)} jobs, {parallel} at a time, "
-                     f"at most {seconds:.0f} s")
+            self.log(f"first phase: {len(node_ids)} parity tests in {len(parity_jobs)} and {len(warm)} compile-ahead "
+                     f"jobs, {parallel} at a time, at most {seconds:.0f} s")
             start = time.monotonic()
             results = run_jobs(job_list, seconds, parallel, memory, progress=self.log)
             if node_ids:
                 self.results["parity"] = parity.rows(node_ids, job_list, results, xml_dir)
                 self.log(f"parity: {parity.counts(self.results['parity'])}")
-        warm = {name: result for name, result in results.items() if not name.startswith(parity.NAME)}
-        self.results["timing"]["first_phase"] = dict(wall_s=round(time.monotonic() - start, 1), jobs=warm)
+        warm_results = {job.name: results[job.name] for job in warm}
+        self.results["timing"]["first_phase"] = dict(wall_s=round(time.monotonic() - start, 1), jobs=warm_results)
         self.save_json()
 
     def warm_job_list(self) -> list:
@@ -260,6 +273,8 @@ class Run:
         (self.out / MARKDOWN_NAME).write_text(report)
         self.log(f"wrote {self.out / JSON_NAME}, {self.out / MARKDOWN_NAME} and {len(images)} charts")
         print("\n".join(lines), flush=True)
+        with open(self.out / LOG_NAME, "a") as handle:
+            handle.write("\n".join(lines) + "\n")
 
 
 def cpu_cores() -> int:

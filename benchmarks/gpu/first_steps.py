@@ -26,22 +26,25 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness import ROOT, Harness
+from harness import DRY_MODEL, PRESET, ROOT, Harness, Settings
 
 NAME = "trainer"
 STEPS = 20
-REAL = ["--max-steps", str(STEPS), "--eval-batches", "20"]
-DRY = ["--max-steps", "1", "--eval-batches", "1", "--num-layers", "1", "--num-heads", "2", "--emb-dim", "32",
-       "--block-size", "32", "--batch-size", "2", "--grad-accum-steps", "2", "--num-samples", "1",
-       "--sample-tokens", "2", "--no-compile"]
-DATA = ["--dataset", "shakespeare", "--tokenizer", "gpt2", "--shakespeare-variant", "tiny"]
+REAL = dict(max_steps=STEPS, eval_batches=20)
+DRY = dict(max_steps=1, eval_batches=1, **DRY_MODEL, batch_size=2, grad_accum_steps=2, num_samples=1, sample_tokens=2)
+DATA = dict(dataset="shakespeare", tokenizer="gpt2", shakespeare_variant="tiny")
+
+
+def flags(values: dict) -> list[str]:
+    """``--name value`` pairs of ``scratchformers train`` (TrainConfig's fields as flags)."""
+    return [arg for name, value in values.items() for arg in (f"--{name.replace('_', '-')}", str(value))]
 
 
 def command(work: Path, dry_run: bool) -> list[str]:
     """The ``scratchformers train`` command line, writing into ``work``."""
-    return [sys.executable, "-m", "scratchformers", "train", "--preset", "gpt2-owt", *DATA,
+    return [sys.executable, "-m", "scratchformers", "train", "--preset", PRESET, *flags(DATA),
             "--data-dir", str(work / "data"), "--out-dir", str(work / "run"), "--no-progress",
-            *(DRY if dry_run else REAL)]
+            *(flags(DRY) + ["--no-compile"] if dry_run else flags(REAL))]
 
 
 def run_trainer(cmd: list[str], cwd: Path, timeout_s: float) -> tuple[int | None, str, float]:
@@ -98,7 +101,8 @@ def measure(h: Harness) -> dict:
 
 def run(h: Harness, rows: list[dict]) -> None:
     """One row: the run's log, samples and status (``error: ...`` when the trainer did not finish as it should)."""
-    row = h.record(rows, dict(preset="gpt2-owt", steps=STEPS), lambda: measure(h),
+    steps = (DRY if h.settings.dry_run else REAL)["max_steps"]
+    row = h.record(rows, dict(preset=PRESET, steps=steps), lambda: measure(h),
                    needs_s=5.0 if h.settings.dry_run else 30.0)
     if row.get("failure"):
         row["status"] = f"error: {row['failure']}"
@@ -106,3 +110,24 @@ def run(h: Harness, rows: list[dict]) -> None:
     last = (row.get("train_log") or [{}])[-1]
     h.log(f"trainer: {row['status']}" + (f"; step {last['step']}: loss {last['loss']:.3f}, "
                                          f"{last['ms_per_step']:.0f} ms/step" if last else ""))
+
+
+def warm_jobs(s: Settings) -> dict:
+    """The final samples' kernels: GPT-2 on the fast path generating as the trainer does at the end (bf16 autocast,
+    the KV cache: one forward kernel per power-of-two bucket of the growing key length). The compile-ahead job of
+    the compiled fast train step compiles the trainer's training and evaluation graphs."""
+    def sample() -> None:
+        import torch
+
+        from scratchformers.reference.generate import generate
+        from scratchformers.reference.model import GPT
+        from scratchformers.train.config import get_train_config
+
+        train = get_train_config(PRESET, **(DRY if s.dry_run else REAL))
+        torch.manual_seed(0)
+        model = GPT(train.model_config(vocab_size=train.vocab_size)).to(s.device)
+        with torch.autocast(s.device.type, dtype=torch.bfloat16):
+            generate(model, train.sample_prompt, train.sample_tokens, temperature=train.temperature,
+                     top_k=train.top_k or None, seed=train.seed)
+
+    return {"trainer-sampling": sample}

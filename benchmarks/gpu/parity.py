@@ -23,7 +23,7 @@ from jobs import Job
 
 NAME = "parity"
 TEST_FILE = "tests/test_gpu_parity.py"
-GIB_PER_TEST = 20.0  # the largest tests hold a few (12, 12, 1024, 1024) float64 tensors or a 5 GB strided buffer
+GIB_PER_TEST = 12.0  # the largest tests hold a few (12, 12, 1024, 1024) float64 tensors (1.2 GB each) or 5.4 GB
 PYTEST = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
 
 

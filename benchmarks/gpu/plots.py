@@ -14,6 +14,7 @@ from pathlib import Path
 
 from report import ATTENTION_IMPLS, ok, unique
 
+CHARTS = ("gpu-attention.png", "gpu-rowwise.png", "gpu-training.png")
 COLORS = {"ours-flash": "tab:green", "ours-triton": "tab:green", "sdpa": "tab:blue", "sdpa-flash": "tab:cyan",
           "sdpa-cudnn": "tab:olive", "sdpa-efficient": "tab:pink", "sdpa-math": "tab:purple", "reference": "tab:red",
           "reference+triton-softmax": "tab:orange", "torch": "tab:blue", "copy": "tab:gray"}
@@ -133,7 +134,7 @@ def _save(fig, path: Path, plt) -> Path:
 def plot_all(results: dict, out: Path) -> list[Path]:
     """Every chart the results have data for; returns the files written."""
     out.mkdir(parents=True, exist_ok=True)
-    paths = [plot_attention(results.get("attention", []), out / "gpu-attention.png"),
-             plot_rowwise(results, out / "gpu-rowwise.png"),
-             plot_training(results, out / "gpu-training.png")]
+    attention, rowwise, training = CHARTS
+    paths = [plot_attention(results.get("attention", []), out / attention), plot_rowwise(results, out / rowwise),
+             plot_training(results, out / training)]
     return [p for p in paths if p is not None]
