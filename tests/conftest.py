@@ -3,6 +3,13 @@
 Triton decides at kernel-definition time whether to compile for the GPU or to interpret on the CPU, so
 ``TRITON_INTERPRET=1`` must be in the environment before any module defining a ``@triton.jit`` kernel is imported.
 Without CUDA we set it here, first thing, so the kernel parity tests run on CPU tensors in CI.
+
+Two markers follow from that choice, made once per test process:
+
+- ``gpu``: needs CUDA; skipped without it.
+- ``interpreter``: runs the Triton kernels on CPU tensors, which only the interpreter can do; skipped where CUDA is
+  present and the interpreter is off (the kernels were compiled for the GPU, and ``test_gpu_parity.py`` checks them
+  there). ``CUDA_VISIBLE_DEVICES= python -m pytest`` runs the whole CPU suite on such a machine, as CI does.
 """
 from __future__ import annotations
 
@@ -19,20 +26,24 @@ if not torch.cuda.is_available():
 import pytest  # noqa: E402
 
 CUDA = torch.cuda.is_available()
+INTERPRETING = os.environ.get("TRITON_INTERPRET") == "1"
 ROOT = Path(__file__).resolve().parent.parent
+NEEDS_INTERPRETER = ("runs the Triton kernels on CPU tensors, which needs the interpreter; here CUDA is present and the "
+                     "kernels are compiled for the GPU (tests/test_gpu_parity.py checks them there). Run these as CI "
+                     "does with `CUDA_VISIBLE_DEVICES= python -m pytest`")
 
 # The test models are tiny: one thread avoids OpenMP hand-off costs that dominate them on a 2-core CI box.
 torch.set_num_threads(1)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Skip tests marked ``gpu`` cleanly when there is no CUDA device."""
-    if CUDA:
-        return
-    skip_gpu = pytest.mark.skip(reason="needs a CUDA GPU")
+    """Skip ``gpu`` tests without CUDA and ``interpreter`` tests without the interpreter, each with its reason."""
+    skips = {"gpu": None if CUDA else pytest.mark.skip(reason="needs a CUDA GPU"),
+             "interpreter": None if INTERPRETING else pytest.mark.skip(reason=NEEDS_INTERPRETER)}
     for item in items:
-        if "gpu" in item.keywords:
-            item.add_marker(skip_gpu)
+        for marker, skip in skips.items():
+            if skip is not None and marker in item.keywords:
+                item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")

@@ -31,20 +31,26 @@ from harness import DRY_MODEL, PRESET, ROOT, Harness, Settings
 NAME = "trainer"
 STEPS = 20
 REAL = dict(max_steps=STEPS, eval_batches=20)
-DRY = dict(max_steps=1, eval_batches=1, **DRY_MODEL, batch_size=2, grad_accum_steps=2, num_samples=1, sample_tokens=2)
+DRY = dict(max_steps=1, eval_batches=1, **DRY_MODEL, batch_size=2, grad_accum_steps=2, num_samples=1, sample_tokens=2,
+           compile=False)
 DATA = dict(dataset="shakespeare", tokenizer="gpt2", shakespeare_variant="tiny")
 
 
 def flags(values: dict) -> list[str]:
-    """``--name value`` pairs of ``scratchformers train`` (TrainConfig's fields as flags)."""
-    return [arg for name, value in values.items() for arg in (f"--{name.replace('_', '-')}", str(value))]
+    """``scratchformers train`` flags for TrainConfig fields: ``--name value``, or ``--name`` / ``--no-name``."""
+    out = []
+    for name, value in values.items():
+        flag = name.replace("_", "-")
+        out += ([f"--{flag}" if value else f"--no-{flag}"] if isinstance(value, bool) else [f"--{flag}", str(value)])
+    return out
 
 
-def command(work: Path, dry_run: bool) -> list[str]:
-    """The ``scratchformers train`` command line, writing into ``work``."""
+def command(work: Path, dry_run: bool, run: str = "run", **overrides: object) -> list[str]:
+    """The ``scratchformers train`` command line, with the data in ``work/data`` and the run in ``work/<run>``;
+    ``overrides`` (TrainConfig fields) on top of this section's settings."""
+    values = {**(DRY if dry_run else REAL), **overrides}
     return [sys.executable, "-m", "scratchformers", "train", "--preset", PRESET, *flags(DATA),
-            "--data-dir", str(work / "data"), "--out-dir", str(work / "run"), "--no-progress",
-            *(flags(DRY) + ["--no-compile"] if dry_run else flags(REAL))]
+            "--data-dir", str(work / "data"), "--out-dir", str(work / run), "--no-progress", *flags(values)]
 
 
 def run_trainer(cmd: list[str], cwd: Path, timeout_s: float) -> tuple[int | None, str, float]:
@@ -87,8 +93,11 @@ def measure(h: Harness) -> dict:
     with tempfile.TemporaryDirectory(prefix="gpu-check-trainer-") as tmp:
         cmd = command(Path(tmp), h.settings.dry_run)
         returncode, output, seconds = run_trainer(cmd, ROOT, timeout_s)
+        output = output.replace(tmp, "$TMP")
+        startup = next((line for line in output.splitlines() if line.startswith("training from step")), None)
         result = dict(command=" ".join(cmd[1:]).replace(tmp, "$TMP"), returncode=returncode, seconds=seconds,
-                      timeout_s=round(timeout_s, 1), output_tail=output[-3000:], **read_run(Path(tmp) / "run"))
+                      timeout_s=round(timeout_s, 1), startup=startup, output_tail=output[-3000:],
+                      **read_run(Path(tmp) / "run"))
     lines = [line for line in output.strip().splitlines() if line.strip()]
     if returncode is None:
         result["failure"] = f"killed after {timeout_s:.0f} s (its share of the time budget)"

@@ -270,6 +270,8 @@ def trainer_section(rows: list[dict]) -> list[str]:
     lines = ["", "## The trainer: gpt2-owt, first steps", "", f"Status: {r['status']}."]
     if r.get("command"):
         lines += ["", f"`{r['command']}` ({fmt(r.get('seconds'))} s, limit {fmt(r.get('timeout_s'))} s)"]
+    if r.get("startup"):
+        lines += ["", f"> {r['startup']}"]
     if r.get("train_log"):
         lines += ["", "| step | loss | lr | grad norm | ms / step | tokens/s | MFU | memory (MiB) |",
                   "|---:|---:|---:|---:|---:|---:|---:|---:|"]
