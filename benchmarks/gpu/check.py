@@ -7,8 +7,8 @@
 A bare copy of the repository is enough: torch and Triton installed, the project not; ``PYTHONPATH=<repository>``
 makes ``scratchformers.*`` this checkout's folders (see scratchformers/__init__.py).
 
-First phase, nothing timed (``jobs.py``): the parity tests (``parity.py``: tests/test_gpu_parity.py, one pytest
-process per test) and the compile-ahead jobs run side by side as separate processes, within 40% of the budget. Then
+First phase, nothing timed (``jobs.py``): the GPU tests (``parity.py``: tests/test_gpu_parity.py, then every other
+test marked ``gpu``; one pytest process per test) and the compile-ahead jobs run side by side as separate processes, within 40% of the budget. Then
 the timed sections, one at a time on a quiet GPU, in this order (each module's docstring says what and how):
 
     attention   bench_attention.py   flash attention vs F.scaled_dot_product_attention and the materialised paths

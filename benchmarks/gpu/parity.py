@@ -1,9 +1,10 @@
-"""GPU check, parity: ``tests/test_gpu_parity.py`` on the GPU, one ``pytest`` process per test.
+"""GPU check, parity: every test marked ``gpu`` on the GPU, one ``pytest`` process per test.
 
-The parity tests compare the compiled Triton kernels with float64 references at GPT-2 shapes in bfloat16, float16 and
-float32, forward and backward, and check the kernel fixes of issue 18 at those shapes (strided views of
-``c_attn(x).split`` and views whose offsets pass 2³¹, LayerNorm with non-contiguous weight and bias, constant rows).
-Each test autotunes and compiles its own kernel configurations, which is most of its time, so the tests run as
+``tests/test_gpu_parity.py`` comes first: it compares the compiled Triton kernels with float64 references at GPT-2
+shapes in bfloat16, float16 and float32, forward and backward, and checks the kernel fixes of issue 18 at those shapes
+(strided views of ``c_attn(x).split`` and views whose offsets pass 2³¹, LayerNorm with non-contiguous weight and bias,
+constant rows). Then the ``gpu`` tests of the other files (the trainer on CUDA, the kernels' launch grid, ...), found
+as the files that use the marker, so a new GPU test joins the check by being marked. Each test autotunes and compiles its own kernel configurations, which is most of its time, so the tests run as
 separate processes side by side (``jobs.py``), together with the compile-ahead jobs, before anything is timed. A test
 that crashes its process (an illegal memory access poisons the CUDA context) costs only itself.
 
@@ -27,13 +28,21 @@ GIB_PER_TEST = 12.0  # the largest tests hold a few (12, 12, 1024, 1024) float64
 PYTEST = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
 
 
+def gpu_test_files() -> list[str]:
+    """The test files that mark tests ``gpu``, TEST_FILE first (read as text: nothing is imported)."""
+    marked = sorted(str(path.relative_to(ROOT)) for path in (ROOT / "tests").glob("test_*.py")
+                    if "mark.gpu" in path.read_text(encoding="utf-8"))
+    return sorted(marked, key=lambda name: name != TEST_FILE)
+
+
 def collect(timeout_s: float = 120.0) -> list[str]:
-    """The node ids of the parity tests, in file order (``pytest --collect-only``)."""
-    result = subprocess.run([*PYTEST, "--collect-only", TEST_FILE], cwd=ROOT, capture_output=True, text=True,
-                            timeout=timeout_s)
-    ids = [line.strip() for line in result.stdout.splitlines() if line.startswith(TEST_FILE + "::")]
+    """The node ids of the ``gpu`` tests, TEST_FILE's first, each file in its order (``pytest --collect-only``)."""
+    files = gpu_test_files()
+    result = subprocess.run([*PYTEST, "--collect-only", "-m", "gpu", *files], cwd=ROOT, capture_output=True,
+                            text=True, timeout=timeout_s)
+    ids = [line.strip() for line in result.stdout.splitlines() if line.startswith(tuple(f + "::" for f in files))]
     if not ids:
-        raise RuntimeError(f"collecting {TEST_FILE} found no tests (exit {result.returncode}): "
+        raise RuntimeError(f"collecting the gpu tests of {', '.join(files)} found none (exit {result.returncode}): "
                            + " ".join((result.stdout + result.stderr).split())[-500:])
     return ids
 
