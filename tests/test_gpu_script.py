@@ -122,10 +122,12 @@ def test_dry_run_trainer_row(dry_run: tuple[Path, dict, str, Path]) -> None:
 
 
 def test_dry_run_host_sync_row(dry_run: tuple[Path, dict, str, Path]) -> None:
+    """Two trainer runs that differ only in --sync-every-step, their steady log windows compared."""
     (row,) = dry_run[1]["hostsync"]
     assert row["status"] == "ok", row
+    assert "--sync-every-step" in row["command"] and "--preset gpt2-owt" in row["command"]
     for variant in ("synced", "sync-free"):
-        assert row[variant]["ms_per_step"] > 0 and len(row[variant]["block_ms"]) == row["blocks"]
+        assert row[variant]["ms_per_step"] > 0 and len(row[variant]["window_ms"]) == 1  # step 3 of 3, logged each
         assert math.isfinite(row[variant]["loss"])
     assert row["speedup"] == pytest.approx(row["synced"]["ms_per_step"] / row["sync-free"]["ms_per_step"])
 

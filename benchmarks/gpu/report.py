@@ -152,7 +152,7 @@ def hostsync_summary(rows: list[dict]) -> list[str]:
     r = rows[0]
     if not ok(r):
         return [f"host syncs: {r['status']}"]
-    return [f"host syncs ({r['micro_steps']} micro-steps per step, {r['source']}): synced "
+    return [f"host syncs ({r['source']}, {r['micro_steps']} micro-steps per step): synced "
             f"{r['synced']['ms_per_step']:.1f} ms/step, sync-free {r['sync-free']['ms_per_step']:.1f} ms/step: "
             f"sync-free is {r['speedup']:.3f}x as fast"]
 
@@ -297,13 +297,14 @@ def hostsync_section(rows: list[dict]) -> list[str]:
     lines = ["", "## Host syncs in the training loop", ""]
     if not ok(r):
         return lines + [f"Status: {r['status']}."]
-    lines += [f"{r['micro_steps']} micro-steps per optimizer step ({r['tokens_per_step']:,} tokens), {r['path']} path, "
-              f"eager; {r['blocks']} alternating blocks of {r['steps_per_block']} steps per variant; {r['source']}.",
-              "", "| loop | ms / step (median block) | tokens/s | blocks (ms / step) |", "|---|---:|---:|---|"]
+    lines += [f"{r['source']}: {r['steps']} steps of {r['micro_steps']} micro-steps, "
+              f"{'compiled' if r['compiled'] else 'eager'}, logged every {r['log_interval']} steps; ms/step: the "
+              "median of the log windows after the first two.", "", f"`{r['command']}`", "",
+              "| loop | ms / step | tokens/s | log windows (ms / step) | run (s) |", "|---|---:|---:|---|---:|"]
     for variant in ("synced", "sync-free"):
         v = r[variant]
         lines.append(f"| {variant} | {v['ms_per_step']:.1f} | {v['tokens_per_s']:,.0f} | "
-                     + ", ".join(f"{ms:.1f}" for ms in v["block_ms"]) + " |")
+                     + ", ".join(f"{ms:.1f}" for ms in v["window_ms"]) + f" | {v['seconds']:.0f} |")
     lines.append(f"\nSync-free ÷ synced: {r['speedup']:.3f}x the steps per second.")
     return lines
 
