@@ -148,8 +148,9 @@ def write_nanogpt_data(dest: Path, ours: Path) -> dict[str, Any]:
 def run_ours(args: argparse.Namespace, data_dir: Path, env: dict[str, str]) -> cpu_runs.Run:
     out_dir = args.work_dir / "runs" / OURS
     command = cpu_runs.scratchformers(
-        "train", "--shakespeare-variant", "tiny", "--data-dir", str(data_dir), "--out-dir", str(out_dir),
-        "--num-threads", str(args.threads), "--no-progress", *(QUICK_OURS if args.quick else []), *args.ours,
+        "train", "--device", "cpu", "--shakespeare-variant", "tiny", "--data-dir", str(data_dir), "--out-dir",
+        str(out_dir), "--num-threads", str(args.threads), "--no-progress", *(QUICK_OURS if args.quick else []),
+        *args.ours,
     )
     return cpu_runs.run_stamped(OURS, command, cwd=args.work_dir, env=env, log_path=args.work_dir / "logs" / "ours.log",
                                 budget_s=args.budget_s)

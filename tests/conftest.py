@@ -28,9 +28,9 @@ import pytest  # noqa: E402
 CUDA = torch.cuda.is_available()
 INTERPRETING = os.environ.get("TRITON_INTERPRET") == "1"
 ROOT = Path(__file__).resolve().parent.parent
-NEEDS_INTERPRETER = ("runs the Triton kernels on CPU tensors, which needs the interpreter; here CUDA is present and the "
-                     "kernels are compiled for the GPU (tests/test_gpu_parity.py checks them there). Run these as CI "
-                     "does with `CUDA_VISIBLE_DEVICES= python -m pytest`")
+NEEDS_INTERPRETER = ("runs the Triton kernels on CPU tensors, which needs the interpreter; here CUDA is present and "
+                     "the kernels are compiled for the GPU (tests/test_gpu_parity.py checks them there). Run these "
+                     "as CI does with `CUDA_VISIBLE_DEVICES= python -m pytest`")
 
 # The test models are tiny: one thread avoids OpenMP hand-off costs that dominate them on a 2-core CI box.
 torch.set_num_threads(1)

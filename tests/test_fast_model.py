@@ -29,6 +29,7 @@ def test_fast_model_has_the_reference_state_dict_keys() -> None:
     assert reference.state_dict().keys() == fast.state_dict().keys()
 
 
+@pytest.mark.interpreter
 def test_fast_model_matches_reference_logits_and_gradients() -> None:
     reference, fast = pair()
     idx, targets = torch.randint(0, 61, (2, 2, 19))
@@ -46,6 +47,7 @@ def test_fast_model_matches_reference_logits_and_gradients() -> None:
         torch.testing.assert_close(q.grad, p.grad, atol=1e-4, rtol=1e-3, msg=name)
 
 
+@pytest.mark.interpreter
 def test_fast_model_trains_like_the_reference() -> None:
     reference, fast = pair()
     data = torch.randint(0, 61, (4, 17))
@@ -64,6 +66,7 @@ def test_fast_model_trains_like_the_reference() -> None:
     assert curves[1] == pytest.approx(curves[0], abs=1e-4)
 
 
+@pytest.mark.interpreter
 def test_fast_kv_cache_decoding_matches_reference_generation() -> None:
     reference, fast = pair()
     prompt = [3, 1, 4, 1, 5]

@@ -27,6 +27,10 @@ from scratchformers.fast.attention import _forward_op, flash_attention, material
 from scratchformers.fast.runtime import check_fast_available
 from tolerances import FP32_ATOL, delta_rounding_error, half_tolerance
 
+# CPU tensors into the kernels: the Triton interpreter's tests. Where CUDA is present the kernels are compiled for the
+# GPU instead and these skip with their reason (tests/conftest.py); tests/test_gpu_parity.py checks the GPU.
+pytestmark = pytest.mark.interpreter
+
 
 def reference_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool,
                         visible_keys: torch.Tensor | None, scale: float) -> torch.Tensor:

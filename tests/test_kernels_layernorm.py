@@ -18,6 +18,10 @@ from hypothesis import strategies as st
 from scratchformers.fast.layernorm import LayerNorm, _forward_op, layer_norm
 from tolerances import FP32_ATOL, half_tolerance
 
+# CPU tensors into the kernels: the Triton interpreter's tests. Where CUDA is present the kernels are compiled for the
+# GPU instead and these skip with their reason (tests/conftest.py); tests/test_gpu_parity.py checks the GPU.
+pytestmark = pytest.mark.interpreter
+
 
 def gradients(fn, inputs, grad_out):
     """[output, *input grads] of fn(*inputs) for upstream gradient grad_out (None inputs get None)."""

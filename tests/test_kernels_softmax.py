@@ -15,6 +15,10 @@ from hypothesis import strategies as st
 from scratchformers.fast.softmax import _forward_op, softmax
 from tolerances import FP32_ATOL, half_tolerance
 
+# CPU tensors into the kernels: the Triton interpreter's tests. Where CUDA is present the kernels are compiled for the
+# GPU instead and these skip with their reason (tests/conftest.py); tests/test_gpu_parity.py checks the GPU.
+pytestmark = pytest.mark.interpreter
+
 
 def reference_softmax(x: torch.Tensor) -> torch.Tensor:
     """torch.softmax over the last dim, with all -inf rows mapped to zeros instead of NaN."""

@@ -36,11 +36,12 @@ def char_data(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def tiny_config(data_dir: str, out_dir: str, **overrides) -> TrainConfig:
-    """A model small enough for a few steps in well under a second each."""
+    """A model small enough for a few steps in well under a second each, on the CPU on any machine (these tests check
+    float32 CPU runs; the CUDA tests below ask for ``device="cuda"``)."""
     values = dict(
-        data_dir=data_dir, out_dir=out_dir, num_layers=1, num_heads=2, emb_dim=32, block_size=16, batch_size=4,
-        max_steps=8, warmup_steps=2, eval_interval=4, eval_batches=2, log_interval=1, num_samples=0, plot=False,
-        num_threads=1, learning_rate=1e-2, shakespeare_variant="tiny",
+        device="cpu", data_dir=data_dir, out_dir=out_dir, num_layers=1, num_heads=2, emb_dim=32, block_size=16,
+        batch_size=4, max_steps=8, warmup_steps=2, eval_interval=4, eval_batches=2, log_interval=1, num_samples=0,
+        plot=False, num_threads=1, learning_rate=1e-2, shakespeare_variant="tiny",
     )
     values.update(overrides)
     return get_train_config("shakespeare-cpu", **values)
