@@ -59,7 +59,7 @@ def test_dry_run_files_summary_and_bare_checkout(dry_run: tuple[Path, dict, str,
     assert {p.name for p in out.iterdir()} == FILES  # within what the device tool returns (8 files)
     assert all((out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for name in CHARTS)
     report = (out / "gpu_check.md").read_text()
-    for heading in ("## Summary", "## Parity tests", "## Attention", "## LayerNorm", "## GPT-2 (124M) training step",
+    for heading in ("## Summary", "## GPU tests", "## Attention", "## LayerNorm", "## GPT-2 (124M) training step",
                     "## The trainer", "## Host syncs", "## Softmax", "**Dry run**"):
         assert heading in report
     assert all(f"![{name}]({name})" in report for name in CHARTS)

@@ -53,7 +53,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TIMED = ("attention", "layernorm", "model", "trainer", "hostsync", "softmax")  # run order
 SECTIONS = ("parity", *TIMED)
 WEIGHTS = {"attention": 2.0, "layernorm": 1.0, "model": 4.0, "trainer": 5.0, "hostsync": 3.0, "softmax": 0.5}
-FIRST_PHASE_SHARE = 0.4  # parity tests and compile-ahead jobs: at most this share of the budget
+FIRST_PHASE_SHARE = 0.4  # GPU tests and compile-ahead jobs: at most this share of the budget
 RESERVE_S = 15.0  # kept back from the budget for the report and the charts
 HARD_STOP_AFTER_S = 25.0  # past the budget, the run stops wherever it is
 DEFAULT_BUDGET_S = 500.0
@@ -134,8 +134,10 @@ class Run:
     def __init__(self, args: argparse.Namespace) -> None:
         import torch
 
+        import scratchformers.fast.attention
         from harness import Budget, Harness, Settings
         from machine import describe
+        from plots import CHARTS
 
         self.args = args
         device = torch.device("cpu" if args.dry_run else "cuda")
@@ -145,16 +147,12 @@ class Run:
         self.budget = Budget(args.budget_s - RESERVE_S - (time.monotonic() - STARTED))
         self.harness = Harness(self.settings, self.budget, save=self.save_json, log=self.log)
         self.out = args.out or default_out()
-        from plots import CHARTS
-
         for name in (JSON_NAME, MARKDOWN_NAME, LOG_NAME, *CHARTS):  # this run's files only, never an older run's
             (self.out / name).unlink(missing_ok=True)
         self.results: dict = dict(meta=self.meta, timing=dict(first_phase=None, sections={}))
         self.meta["run"] = dict(state="running", budget_s=args.budget_s, sections=args.sections, dry_run=args.dry_run,
                                 warmup_ms=args.warmup_ms, rep_ms=args.rep_ms, autotune_rep_ms=args.autotune_rep_ms,
                                 argv=sys.argv[1:])
-        import scratchformers.fast.attention
-
         self.meta["package_files"] = scratchformers.fast.attention.__file__
 
     def log(self, message: str) -> None:
@@ -173,7 +171,7 @@ class Run:
         partial.replace(self.out / JSON_NAME)
 
     def first_phase(self) -> None:
-        """Parity tests and compile-ahead jobs side by side (jobs.py), within FIRST_PHASE_SHARE of the budget."""
+        """The GPU tests and the compile-ahead jobs side by side (jobs.py), within FIRST_PHASE_SHARE of the budget."""
         import torch
 
         import parity
@@ -200,8 +198,8 @@ class Run:
                 parallel = max(1, cpu_cores() - 1)
                 memory = 0.85 * torch.cuda.get_device_properties(0).total_memory / 2**30
             seconds = max(0.0, deadline - time.monotonic())
-            self.log(f"first phase: {len(node_ids)} parity tests in {len(parity_jobs)} and {len(warm)} compile-ahead "
-                     f"jobs, {parallel} at a time, at most {seconds:.0f} s")
+            self.log(f"first phase: {len(node_ids)} GPU tests in {len(parity_jobs)} processes and {len(warm)} "
+                     f"compile-ahead jobs, {parallel} at a time, at most {seconds:.0f} s")
             start = time.monotonic()
             results = run_jobs(job_list, seconds, parallel, memory, progress=self.log)
             if node_ids:

@@ -1,11 +1,11 @@
-"""Worker processes side by side: the parity tests and the compile-ahead jobs of the GPU check's first phase.
+"""Worker processes side by side: the GPU tests and the compile-ahead jobs of the GPU check's first phase.
 
 On a fresh GPU machine compiling costs more than measuring. Each autotuned flash-attention kernel has six candidate
 tiles, three kernels per (dtype, head dim, causal) combination, each a second or more to compile; then the LayerNorm
 and softmax kernels per block size, and ``torch.compile`` of GPT-2 at about a minute per graph. One after the other
 that is most of a 9-minute run. So the check starts with a phase in which nothing is timed:
 
-- *parity jobs*: one ``pytest`` process per test of ``tests/test_gpu_parity.py`` (see ``parity.py``);
+- *GPU tests*: one ``pytest`` process per test marked ``gpu``, ``tests/test_gpu_parity.py`` first (``parity.py``);
 - *compile-ahead jobs*: ``check.py --warm-job NAME`` processes that call the code a timed section will run once,
   with autotuning set to compile every candidate without timing it (:func:`harness.configure_autotuning`).
 

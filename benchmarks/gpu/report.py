@@ -185,9 +185,10 @@ def header(meta: dict) -> list[str]:
 
 
 def parity_table(rows: list[dict]) -> list[str]:
-    lines = ["", "## Parity tests (tests/test_gpu_parity.py)", "", "| test | outcome | seconds |", "|---|---|---:|"]
+    lines = ["", "## GPU tests (every test marked gpu, tests/test_gpu_parity.py first)", "",
+             "| test | outcome | seconds |", "|---|---|---:|"]
     for r in rows:
-        lines.append(f"| `{r['test'].split('::', 1)[-1]}` | {r['status'][:300].replace('|', '/')} | "
+        lines.append(f"| `{r['test'].removeprefix('tests/')}` | {r['status'][:300].replace('|', '/')} | "
                      f"{fmt(r.get('s', r.get('job_s')))} |")
     return lines
 
@@ -336,7 +337,7 @@ def timing(results: dict) -> list[str]:
         for job in first.get("jobs", {}).values():
             states[job["status"]] = states.get(job["status"], 0) + 1
         jobs = ", ".join(f"{n} {state}" for state, n in states.items()) or "none"
-        lines.append(f"- first phase (parity tests and compile-ahead jobs): {fmt(first.get('wall_s'))} s wall; "
+        lines.append(f"- first phase (GPU tests and compile-ahead jobs): {fmt(first.get('wall_s'))} s wall; "
                      f"compile-ahead jobs: {jobs}")
     lines += [f"- {name}: {fmt(s.get('wall_s'))} s (allotted {fmt(s.get('allotted_s'))} s)"
               + (f"; stopped by {s['error']}" if s.get("error") else "") for name, s in sections.items()]
