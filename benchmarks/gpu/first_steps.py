@@ -71,6 +71,12 @@ def run_trainer(cmd: list[str], cwd: Path, timeout_s: float) -> tuple[int | None
     return returncode, output, time.monotonic() - start
 
 
+def last_line(output: str) -> str:
+    """The last non-empty line of a run's output (where a CLI error or a traceback's exception is)."""
+    lines = [line for line in output.strip().splitlines() if line.strip()]
+    return lines[-1][:300] if lines else "no output"
+
+
 def read_run(run_dir: Path) -> dict:
     """The log records and samples a run left behind (whatever it got to)."""
     log = run_dir / "log.jsonl"
@@ -98,11 +104,10 @@ def measure(h: Harness) -> dict:
         result = dict(command=" ".join(cmd[1:]).replace(tmp, "$TMP"), returncode=returncode, seconds=seconds,
                       timeout_s=round(timeout_s, 1), startup=startup, output_tail=output[-3000:],
                       **read_run(Path(tmp) / "run"))
-    lines = [line for line in output.strip().splitlines() if line.strip()]
     if returncode is None:
         result["failure"] = f"killed after {timeout_s:.0f} s (its share of the time budget)"
     elif returncode != 0:
-        result["failure"] = f"exit {returncode}: {lines[-1][:300] if lines else 'no output'}"
+        result["failure"] = f"exit {returncode}: {last_line(output)}"
     elif not result["train_log"] or not result["samples"]:
         result["failure"] = "finished without training records or samples"
     return result

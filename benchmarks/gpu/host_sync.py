@@ -18,7 +18,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from first_steps import DRY, REAL, command, read_run, run_trainer
+from first_steps import DRY, REAL, command, last_line, read_run, run_trainer
 from harness import PRESET, ROOT, Harness
 
 NAME = "hostsync"
@@ -44,13 +44,13 @@ def measure(h: Harness) -> dict:
     result: dict = dict(steps=train.max_steps, log_interval=train.log_interval, micro_steps=train.grad_accum_steps,
                         compiled=train.compile, source="scratchformers train, with and without --sync-every-step")
     with tempfile.TemporaryDirectory(prefix="gpu-check-hostsync-") as tmp:
-        for variant, sync in VARIANTS.items():
+        for i, (variant, sync) in enumerate(VARIANTS.items()):
             cmd = command(Path(tmp), dry, run=variant, **values, sync_every_step=sync)
-            returncode, output, seconds = run_trainer(cmd, ROOT, h.budget.section_left())
+            limit = h.budget.section_left() / (len(VARIANTS) - i)  # an equal share of what is left for each run
+            returncode, output, seconds = run_trainer(cmd, ROOT, limit)
             if returncode != 0:
-                lines = [line for line in output.strip().splitlines() if line.strip()]
                 ending = "killed at its time limit" if returncode is None else f"exit {returncode}"
-                raise RuntimeError(f"the {variant} run: {ending}: {lines[-1][:300] if lines else 'no output'}")
+                raise RuntimeError(f"the {variant} run: {ending}: {last_line(output)}")
             windows = steady_windows(read_run(Path(tmp) / variant)["train_log"], values["log_interval"])
             if not windows:
                 raise RuntimeError(f"the {variant} run logged no step after its first {2 * values['log_interval']}")
