@@ -204,7 +204,7 @@ class Run:
             results = run_jobs(job_list, seconds, parallel, memory, progress=self.log)
             if node_ids:
                 self.results["parity"] = parity.rows(node_ids, job_list, results, xml_dir)
-                self.log(f"parity: {parity.counts(self.results['parity'])}")
+                self.log(f"GPU tests: {parity.counts(self.results['parity'])}")
         warm_results = {job.name: results[job.name] for job in warm}
         self.results["timing"]["first_phase"] = dict(wall_s=round(time.monotonic() - start, 1), jobs=warm_results)
         self.save_json()

@@ -68,12 +68,12 @@ def summary(results: dict) -> list[str]:
 
 def parity_summary(rows: list[dict] | None) -> list[str]:
     if rows is None:
-        return ["parity: not run"]
+        return ["GPU tests: not run"]
     tally: dict[str, int] = {}
     for row in rows:
         word = row["status"].split(":")[0]
         tally[word] = tally.get(word, 0) + 1
-    lines = ["parity: " + ", ".join(f"{n} {word}" for word, n in tally.items())]
+    lines = ["GPU tests: " + ", ".join(f"{n} {word}" for word, n in tally.items())]
     lines += [f"  {row['status'].split(':')[0].upper()} {row['test']}: {row['status'][:300]}" for row in rows
               if row["status"].startswith(("failed", "error"))]
     return lines
