@@ -11,12 +11,9 @@
 """
 from __future__ import annotations
 
-import ast
 import math
 import sys
 import tracemalloc
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -26,9 +23,8 @@ from hypothesis import strategies as st
 from scratchformers.reference import np_flash_attention as tiled
 from scratchformers.reference.np_attention import attention_backward, attention_forward
 from scratchformers.reference.np_tiles import rand
-from tolerances import FP32_ATOL
+from twins import ROOT, assert_same_as_kernel, assert_twins_in_order
 
-ROOT = Path(__file__).resolve().parents[1]
 TEXTBOOK_ATOL = 1e-10
 
 
@@ -71,7 +67,10 @@ def run_tiled(q, k, v, do, key_lens, causal, scale, dropout_p=0.0, seed=None, bl
     return [out, lse, *grads]
 
 
-def assert_all_close(got: list[np.ndarray], want: list[np.ndarray], atol: float, names=("out", "lse", "dq", "dk", "dv")):
+NAMES = ("out", "lse", "dq", "dk", "dv")
+
+
+def assert_all_close(got: list[np.ndarray], want: list[np.ndarray], atol: float, names=NAMES):
     for name, g, w in zip(names, got, want):
         assert g.shape == w.shape, name
         finite = np.isfinite(w)
@@ -145,6 +144,12 @@ def test_dropout_equals_torch_autograd_with_the_philox_mask(case, block_m, block
 # The mirror against the Triton kernel
 # ----------------------------------------------------------------------------------------------------------------------
 
+def interpreted() -> bool:
+    from scratchformers.kernels.flash_attention import INTERPRET
+
+    return INTERPRET
+
+
 def kernel_attention(q, k, v, do, key_lens, causal, scale, dropout_p, seed) -> list[np.ndarray]:
     from scratchformers.kernels.flash_attention import attention_backward as kernel_backward
     from scratchformers.kernels.flash_attention import attention_forward as kernel_forward
@@ -158,16 +163,6 @@ def kernel_attention(q, k, v, do, key_lens, causal, scale, dropout_p, seed) -> l
     return [t.cpu().numpy() for t in (out, lse, *grads)]
 
 
-def assert_same_as_kernel(got: list[np.ndarray], kernel: list[np.ndarray]) -> None:
-    from scratchformers.kernels.flash_attention import INTERPRET
-
-    if INTERPRET:  # the same NumPy operations on the same tiles in the same order: identical bits
-        for name, g, w in zip(("out", "lse", "dq", "dk", "dv"), got, kernel):
-            assert g.dtype == w.dtype and np.array_equal(g, w), f"{name}: max diff {np.abs(g - w).max():.3g}"
-    else:  # compiled: the same tiles, rounded by other hardware
-        assert_all_close(got, kernel, FP32_ATOL)
-
-
 @settings(max_examples=12, deadline=None)
 @given(case=cases(max_t=40), D=st.sampled_from([16, 32]), dropout=st.booleans())
 def test_tiled_equals_the_triton_kernel(case, D, dropout):
@@ -177,19 +172,13 @@ def test_tiled_equals_the_triton_kernel(case, D, dropout):
     p = 0.3 if dropout else 0.0
     lens = None if key_lens is None else key_lens.astype(np.int32)
     got = run_tiled(q, k, v, do, lens, causal, D**-0.5, p, case["seed"])
-    assert_same_as_kernel(got, kernel_attention(q, k, v, do, lens, causal, D**-0.5, p, case["seed"]))
+    assert_same_as_kernel(got, kernel_attention(q, k, v, do, lens, causal, D**-0.5, p, case["seed"]), NAMES,
+                          interpreted())
 
 
 def test_every_kernel_function_has_its_twin_in_the_same_order():
     """Hold the files side by side: the @triton.jit functions of the kernel, in order, are the twin's device code."""
-    def names(path: Path, jit_only: bool) -> list[str]:
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        return [node.name for node in tree.body if isinstance(node, ast.FunctionDef)
-                and (not jit_only or any("jit" in ast.unparse(d) for d in node.decorator_list))]
-
-    kernel = names(ROOT / "kernels" / "flash_attention.py", jit_only=True)
-    twin = names(ROOT / "reference" / "np_flash_attention.py", jit_only=False)
-    assert kernel and [name for name in twin if name in kernel] == kernel
+    assert_twins_in_order("flash_attention.py", "np_flash_attention.py")
 
 
 # ----------------------------------------------------------------------------------------------------------------------
