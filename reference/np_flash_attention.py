@@ -60,10 +60,13 @@ class FlashTrace:
     """What the forward programs did, step by step (see :class:`FlashStep`). Key blocks a query block never visited
     were skipped: the loop bounds of ``_key_range`` stopped before them."""
 
+    H: int
     Tq: int
     Tk: int
     block_m: int
     block_n: int
+    causal: bool
+    key_lens: np.ndarray | None
     steps: list[FlashStep] = field(default_factory=list)
 
     SKIPPED, MASKED, FULL = 0, 1, 2
@@ -76,6 +79,14 @@ class FlashTrace:
                 table[step.start_m // self.block_m, step.start_n // self.block_n] = (
                     self.MASKED if step.masked else self.FULL)
         return table
+
+    def visible(self, bh: int = 0) -> np.ndarray:
+        """(Tq, Tk) bool: which query may attend to which key in head ``bh`` (for plots; the kernel never builds
+        this matrix, it asks ``_visible`` tile by tile)."""
+        key_len = self.Tk if self.key_lens is None else int(self.key_lens[bh // self.H])
+        visible = _visible(np.arange(self.Tq)[:, None], np.arange(self.Tk)[None, :], key_len, self.Tk - self.Tq,
+                           self.causal)
+        return np.broadcast_to(visible, (self.Tq, self.Tk))
 
     def history(self, row: int, bh: int = 0) -> tuple[list[int], np.ndarray, np.ndarray]:
         """For query ``row`` of head ``bh``: the key blocks (start_n) it visited in order, and its running max m_i
@@ -373,7 +384,7 @@ def attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, key_lens: np.
     ACC = flags["ACC"]
     out = np.zeros(q.shape, dtype=q.dtype)
     lse = np.empty((B * H, Tq), dtype=ACC)
-    trace = FlashTrace(Tq, Tk, block_m, block_n) if return_trace else None
+    trace = FlashTrace(H, Tq, Tk, block_m, block_n, causal, key_lens) if return_trace else None
     launch(_attn_fwd, (cdiv(Tq, block_m), B * H), q, k, v, out, lse, key_lens, seed, H, Tq, Tk,
            ACC(scale * LOG2E), ACC(dropout_p), **flags, BLOCK_M=block_m, BLOCK_N=block_n, trace=trace)
     lse = lse.reshape(B, H, Tq)

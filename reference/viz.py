@@ -5,6 +5,10 @@ from; it sums to 1 and is 0 above the diagonal (the causal mask). Plotting it fo
 does: a diagonal of "previous token" heads, a first column of heads that park their attention on the first
 token, vertical stripes for heads that track one word.
 
+``plot_flash_attention`` draws what the flash kernel does instead (from its NumPy twin,
+``reference/np_flash_attention.py``): which key blocks each query block visits, with or without a mask, or skips,
+and how the online softmax of one query row converges to the true softmax block by block.
+
 The figures are built with matplotlib's object-oriented ``Figure`` API, which renders with the non-interactive
 Agg backend and never touches pyplot's global state, so this works on a headless server and inside notebooks.
 """
@@ -13,14 +17,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import matplotlib
+import numpy as np
 import seaborn as sns
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
 from scratchformers.encoding import gpt2_encoding
 from scratchformers.reference.generate import Tokenizer, encode_prompt
 from scratchformers.reference.model import GPT
+from scratchformers.reference.np_flash_attention import LOG2E, FlashTrace, attention_forward
 
 
 def token_labels(ids: Sequence[int], tokenizer: Tokenizer) -> list[str]:
@@ -119,3 +128,112 @@ def plot_attention(
     if path is not None:
         figure.savefig(path, dpi=100)
     return figure, weights
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Flash attention: the block schedule and the online softmax
+# ----------------------------------------------------------------------------------------------------------------------
+
+SCHEDULE_COLOURS = {FlashTrace.SKIPPED: "#f0f0f0", FlashTrace.MASKED: "#f4a261", FlashTrace.FULL: "#2a9d8f"}
+
+
+def plot_block_schedule(trace: FlashTrace, ax, bh: int = 0) -> None:
+    """Draw on ``ax`` the key blocks (across) each query block (down) visited without a mask, with one, or skipped,
+    over the queries' exact field of view (shaded: the pairs that may attend)."""
+    table = trace.schedule(bh)
+    rows, cols = table.shape
+    colours = ListedColormap([SCHEDULE_COLOURS[c] for c in (trace.SKIPPED, trace.MASKED, trace.FULL)])
+    ax.imshow(table, cmap=colours, vmin=0, vmax=2, interpolation="nearest", aspect="auto",
+              extent=(0, cols * trace.block_n, rows * trace.block_m, 0))
+    ax.imshow(np.where(trace.visible(bh), 0.25, 0.0), cmap="Greys", vmin=0, vmax=1, alpha=0.5, aspect="auto",
+              interpolation="nearest", extent=(0, trace.Tk, trace.Tq, 0))
+    for x in range(0, cols * trace.block_n + 1, trace.block_n):
+        ax.axvline(x, color="white", linewidth=2)
+    for y in range(0, rows * trace.block_m + 1, trace.block_m):
+        ax.axhline(y, color="white", linewidth=2)
+    ax.set_xlim(0, trace.Tk)
+    ax.set_ylim(trace.Tq, 0)
+    ax.set_xlabel(f"key position (blocks of {trace.block_n})")
+    ax.set_ylabel(f"query position (blocks of {trace.block_m})")
+    patches = [Patch(color=SCHEDULE_COLOURS[trace.FULL], label="visited, no mask"),
+               Patch(color=SCHEDULE_COLOURS[trace.MASKED], label="visited, masked"),
+               Patch(facecolor=SCHEDULE_COLOURS[trace.SKIPPED], edgecolor="grey", label="skipped"),
+               Patch(color="grey", alpha=0.4, label="may attend")]
+    ax.legend(handles=patches, loc="upper right", fontsize=8, framealpha=0.9)
+    ax.set_title("Block schedule: one program per query block")
+
+
+def online_softmax_estimates(trace: FlashTrace, scores: np.ndarray, row: int, bh: int = 0) -> np.ndarray:
+    """(steps, Tk) the probabilities of query ``row`` as its program knows them after each key block:
+    exp2(s_j - m_i) / l_i for the visible keys seen so far, 0 elsewhere. ``scores`` (Tk,) are the row's base-2
+    scores. After the last block this is the true softmax."""
+    starts, m, l = trace.history(row, bh)
+    visible = trace.visible(bh)[row]  # (Tk,)
+    estimates = np.zeros((len(starts), trace.Tk))
+    for t, (start, m_t, l_t) in enumerate(zip(starts, m, l)):
+        seen = visible & (np.arange(trace.Tk) < start + trace.block_n)
+        estimates[t, seen] = np.exp2(scores[seen] - m_t) / l_t
+    return estimates
+
+
+def plot_flash_attention(Tq: int = 48, Tk: int = 64, block_m: int = 16, block_n: int = 16, causal: bool = True,
+                         key_len: int | None = None, row: int | None = None, head_dim: int = 16, seed: int = 0,
+                         path: str | Path | None = None) -> tuple[Figure, FlashTrace]:
+    """The flash kernel at work on random (1, 1, T, head_dim) inputs, run by its NumPy twin.
+
+    Left: the block schedule (:func:`plot_block_schedule`). Middle: query ``row`` (default: the last one, which sees
+    the most keys) after each key block: its probabilities exp2(s_j - m_i) / l_i over the keys seen so far; a block
+    that raises the running max m_i scales the earlier estimates down, and after the last block they are the true
+    softmax (dashed). Right: the running max m_i and the log-sum-exp so far, m_i + log2(l_i), reaching the LSE that
+    the forward saves for the backward. Saves a PNG to ``path`` when given. Returns the figure and the trace.
+    """
+    if min(Tq, Tk, block_m, block_n, head_dim) < 1:
+        raise ValueError(f"lengths, block sizes and head_dim must be positive, got Tq={Tq}, Tk={Tk}, "
+                         f"block_m={block_m}, block_n={block_n}, head_dim={head_dim}")
+    if key_len is not None and not 0 <= key_len <= Tk:
+        raise ValueError(f"key_len must be in [0, Tk={Tk}], got {key_len}")
+    row = Tq - 1 if row is None else row
+    if not 0 <= row < Tq:
+        raise ValueError(f"row must be a query position in [0, {Tq}), got {row}")
+    rng = np.random.default_rng(seed)
+    q, k, v = (rng.standard_normal((1, 1, T, head_dim)) for T in (Tq, Tk, Tk))
+    scale = head_dim**-0.5
+    lens = None if key_len is None else np.array([key_len])
+    _, lse, trace = attention_forward(q, k, v, lens, causal, scale, block_m=block_m, block_n=block_n,
+                                      return_trace=True)
+    lse = lse[0, 0, row]
+
+    figure = Figure(figsize=(17, 5), layout="constrained")
+    schedule_ax, estimates_ax, running_ax = figure.subplots(1, 3, width_ratios=(1.1, 1.5, 1))
+    plot_block_schedule(trace, schedule_ax)
+    schedule_ax.axhline(row + 0.5, color="royalblue", linewidth=1.5, linestyle=":")
+
+    scores = (q[0, 0, row] @ k[0, 0].T) * scale * LOG2E  # (Tk,) base-2 scores of the chosen row
+    estimates = online_softmax_estimates(trace, scores, row)
+    starts, m, l = trace.history(row)
+    shades = matplotlib.colormaps["viridis"](np.linspace(0.0, 0.85, max(1, len(starts))))
+    for estimate, start, shade in zip(estimates, starts, shades):
+        seen = min(start + block_n, Tk)
+        estimates_ax.plot(np.arange(seen), estimate[:seen], marker=".", color=shade, label=f"keys < {seen}")
+    true = np.where(trace.visible()[row], np.exp2(scores - lse), 0.0)
+    estimates_ax.plot(np.arange(Tk), true, color="black", linestyle="--", linewidth=1.2, label="true softmax")
+    estimates_ax.set_xlabel("key position")
+    estimates_ax.set_ylabel(f"probability (query row {row}, dotted on the left)")
+    estimates_ax.set_title("Online softmax: the row's estimate after each key block")
+    estimates_ax.legend(fontsize=8)
+
+    steps = np.arange(1, len(starts) + 1)
+    running_ax.plot(steps, m, marker="o", label="running max m_i")
+    running_ax.plot(steps, m + np.log2(l), marker="s", label="m_i + log2(l_i)")
+    running_ax.axhline(lse, color="black", linestyle="--", linewidth=1, label="LSE saved for the backward")
+    running_ax.set_xticks(steps)
+    running_ax.set_xlabel("key blocks visited")
+    running_ax.set_ylabel("base-2 logits")
+    running_ax.set_title("Running max and log-sum-exp")
+    running_ax.legend(fontsize=8)
+    mode = "causal" if causal else "no causal mask"
+    padding = "" if key_len is None else f", key length {key_len}"
+    figure.suptitle(f"Flash attention, NumPy twin: Tq={Tq}, Tk={Tk}, blocks {block_m}x{block_n}, {mode}{padding}")
+    if path is not None:
+        figure.savefig(path, dpi=100)
+    return figure, trace

@@ -2,11 +2,14 @@
 
 The model is a random one built from a preset (the default, gpt-mini), a training checkpoint (--checkpoint), or a
 Hugging Face GPT-2 folder (--hf). Every chosen (layer, head) gets one heatmap, queries down, keys across.
+With --flash it draws the flash attention kernel at work instead, run by its NumPy twin on random inputs: which key
+blocks each query block visits or skips, and the online softmax of one query row converging block by block.
 
 examples:
   scratchformers viz --prompt "The quick brown fox jumps over the lazy dog" --layers 0 1 --heads 0 1 2
   scratchformers viz --checkpoint out/shakespeare/best.pt --prompt "ROMEO:" --out romeo.png
   scratchformers viz --hf ./gpt2 --prompt "When Mary and John went to the store, John gave a drink to" --layers 9
+  scratchformers viz --flash --lengths 40 72 --blocks 8 16 --key-len 60
 """
 from __future__ import annotations
 
@@ -23,8 +26,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prompt", default="The quick brown fox jumps over the lazy dog.", help="text to run")
     parser.add_argument("--layers", type=int, nargs="+", metavar="L", help="layers to plot (default: all)")
     parser.add_argument("--heads", type=int, nargs="+", metavar="H", help="heads to plot (default: all)")
-    parser.add_argument("--out", default="attention.png", help="PNG file to write (default: attention.png)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random preset model (default: 0)")
+    parser.add_argument("--out", help="PNG file to write (default: attention.png, or flash_attention.png)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random model or inputs (default: 0)")
+    flash = parser.add_argument_group("flash attention (--flash)")
+    flash.add_argument("--flash", action="store_true",
+                       help="draw the flash kernel's block schedule and online softmax instead of heatmaps")
+    flash.add_argument("--lengths", type=int, nargs=2, default=(48, 64), metavar=("TQ", "TK"),
+                       help="query and key lengths (default: 48 64)")
+    flash.add_argument("--blocks", type=int, nargs=2, default=(16, 16), metavar=("BLOCK_M", "BLOCK_N"),
+                       help="query and key block sizes (default: 16 16)")
+    flash.add_argument("--key-len", type=int, help="keys from this position on are padding (default: none)")
+    flash.add_argument("--no-causal", action="store_true", help="no causal mask")
+    flash.add_argument("--row", type=int, help="the query row whose online softmax is drawn (default: the last)")
 
 
 def _from_checkpoint(path: str) -> tuple[Any, Any]:
@@ -55,13 +68,29 @@ def _load_model(args: argparse.Namespace) -> tuple[Any, Any, str]:
     return GPT(get_config(args.preset)), None, f"random {args.preset} (seed {args.seed})"
 
 
+def _run_flash(args: argparse.Namespace) -> None:
+    from scratchformers.reference.viz import plot_flash_attention
+
+    (tq, tk), (block_m, block_n) = args.lengths, args.blocks
+    _, trace = plot_flash_attention(tq, tk, block_m, block_n, causal=not args.no_causal, key_len=args.key_len,
+                                    row=args.row, seed=args.seed, path=args.out)
+    table = trace.schedule()
+    counts = ", ".join(f"{(table == kind).sum()} {name}" for kind, name in
+                       ((trace.FULL, "unmasked"), (trace.MASKED, "masked"), (trace.SKIPPED, "skipped")))
+    print(f"flash attention {tq}x{tk}, blocks {block_m}x{block_n}: {counts} key blocks → {args.out}")
+
+
 def run(args: argparse.Namespace) -> int:
     import matplotlib
 
     matplotlib.use("Agg")
     from scratchformers.reference.viz import plot_attention
 
+    args.out = args.out or ("flash_attention.png" if args.flash else "attention.png")
     try:
+        if args.flash:
+            _run_flash(args)
+            return 0
         model, tokenizer, source = _load_model(args)
         _, weights = plot_attention(
             model, args.prompt, tokenizer=tokenizer, layers=args.layers, heads=args.heads, path=args.out
