@@ -1,18 +1,15 @@
 """The flash attention figure (reference/viz.py: plot_flash_attention) and ``scratchformers viz --flash``."""
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from scratchformers.commands import viz as viz_command
 from scratchformers.reference.np_attention import attention_forward
 from scratchformers.reference.np_flash_attention import LOG2E
 from scratchformers.reference.viz import online_softmax_estimates, plot_flash_attention
-
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+from test_viz import PNG_MAGIC, run_cli
 
 
 def test_figure_is_written_with_its_three_panels(tmp_path: Path) -> None:
@@ -42,12 +39,6 @@ def test_online_estimates_are_softmaxes_of_the_keys_seen_and_end_at_the_true_sof
         estimates = online_softmax_estimates(trace, scores, row)
         assert np.allclose(estimates.sum(-1), 1.0, atol=1e-12)  # a distribution over the keys seen so far
         assert np.allclose(estimates[-1], weights[0, 0, row], atol=1e-12)
-
-
-def run_cli(*argv: str) -> int:
-    parser = argparse.ArgumentParser()
-    viz_command.add_arguments(parser)
-    return viz_command.run(parser.parse_args(argv))
 
 
 def test_cli_flash(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
