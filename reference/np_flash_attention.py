@@ -7,9 +7,10 @@ algorithm). Hold the two files side by side: every device function of the kernel
 ``attention_forward`` / ``attention_backward`` launch them on the same grids. The translation:
 
     kernel                                              NumPy twin
-    tl.program_id(0), tl.program_id(1)                  program_id[0], program_id[1]   (np_tiles.launch)
-    Q + b * stride_qb + h * stride_qh                   Q[b, h]: the (T, D) rows of one head
-    tl.load(ptr + offs[:, None] * stride + ..., mask)   load(Q[b, h], (offs[:, None], ...), mask)
+    tl.program_id(0)                                    program_id[0]   (np_tiles.launch runs the grid)
+    _head(Q, b, h, stride_qb, stride_qh): a pointer     _head(Q, b, h): Q[b, h], the (T, D) rows of one head
+    _tile(base, rows, stride, offs_d): pointers         _tile(rows, offs_d): index arrays
+    tl.load(pointers, mask=..., other=...)              load(array, indices, mask=..., other=...)
     tl.dot(a, b), tl.trans(a)                           a @ b, a.T
     tl.math.exp2, tl.where, tl.max(x, 1), tl.sum        np.exp2, np.where, np.max(x, 1), np.sum
     tl.rand(seed, offset)                               np_tiles.rand: Triton's Philox, bit for bit
@@ -101,6 +102,37 @@ class FlashTrace:
 # Device code: one function per @triton.jit function of the kernel, same names, same order.
 # ----------------------------------------------------------------------------------------------------------------------
 
+def _program(program_id, LENS, SEED, H, Tq, Tk, length, BLOCK, HAS_LENS, DROPOUT):
+    """What this program owns and the per-(batch, head) facts it needs, the same for every kernel.
+
+    The grid is one-dimensional, B · H · cdiv(length, BLOCK) programs: program p takes block p mod n of head p div n.
+    Returns the block's first row, the flat head index bh and its (b, h), the causal shift Tk - Tq (query i sits
+    at absolute position shift + i), the number of visible keys and the head's dropout seed.
+    """
+    pid = program_id[0]
+    blocks = cdiv(length, BLOCK)
+    bh = pid // blocks
+    start = (pid % blocks) * BLOCK
+    b = bh // H
+    key_len = Tk
+    if HAS_LENS:
+        key_len = int(LENS[b])
+    seed_bh = 0
+    if DROPOUT:
+        seed_bh = SEED + (bh << 32)
+    return start, bh, b, bh % H, Tk - Tq, key_len, seed_bh
+
+
+def _head(P, b, h):
+    """Head (b, h) of a (B, H, T, D) array: its (T, D) rows (the kernel: a pointer to them)."""
+    return P[b, h]
+
+
+def _tile(rows, offs_d):
+    """Indices of rows × head-dim of one head (the kernel: their pointers)."""
+    return rows[:, None], offs_d[None, :]
+
+
 def _keep_mask(seed_bh, q_idx, k_idx, Tk, dropout_p):
     """Bernoulli(1 - dropout_p) keep mask, reproducible from (seed, head, i, j): the kernel's Philox draw."""
     return rand(seed_bh, q_idx * Tk + k_idx) >= np.float32(dropout_p)  # the kernel compares in float32
@@ -114,17 +146,23 @@ def _visible(q_idx, k_idx, key_len, q_shift, CAUSAL):
     return visible
 
 
+def _load_kv(k_base, v_base, offs_n, offs_d, key_len, MASKED):
+    """The K and V tiles of keys offs_n (zeros past the key length when MASKED)."""
+    if MASKED:
+        k = load(k_base, _tile(offs_n, offs_d), mask=offs_n[:, None] < key_len, other=0.0)
+        v = load(v_base, _tile(offs_n, offs_d), mask=offs_n[:, None] < key_len, other=0.0)
+    else:
+        k = load(k_base, _tile(offs_n, offs_d))
+        v = load(v_base, _tile(offs_n, offs_d))
+    return k, v
+
+
 def _fwd_inner(acc, l_i, m_i, q, k_base, v_base, offs_m, offs_d, lo, hi, key_len, q_shift, Tk, qk_scale, seed_bh,
                dropout_p, BLOCK_N, CAUSAL, MASKED, DROPOUT, trace=None, bh=0):
     """Online-softmax update of (acc, l_i, m_i) with the key blocks starting in [lo, hi)."""
     for start_n in range(lo, hi, BLOCK_N):
         offs_n = start_n + np.arange(BLOCK_N)
-        if MASKED:
-            k = load(k_base, (offs_n[:, None], offs_d[None, :]), mask=offs_n[:, None] < key_len, other=0.0)
-            v = load(v_base, (offs_n[:, None], offs_d[None, :]), mask=offs_n[:, None] < key_len, other=0.0)
-        else:
-            k = load(k_base, (offs_n[:, None], offs_d[None, :]))
-            v = load(v_base, (offs_n[:, None], offs_d[None, :]))
+        k, v = _load_kv(k_base, v_base, offs_n, offs_d, key_len, MASKED)
         s = (q @ k.T) * qk_scale  # (BLOCK_M, BLOCK_N), base-2 logits
         if MASKED:
             s = np.where(_visible(offs_m[:, None], offs_n[None, :], key_len, q_shift, CAUSAL), s, -np.inf)
@@ -158,26 +196,16 @@ def _key_range(start_m, key_len, q_shift, BLOCK_M, BLOCK_N, CAUSAL):
 
 def _attn_fwd(program_id, Q, K, V, O, LSE, LENS, SEED, H, Tq, Tk, qk_scale, dropout_p,
               HEAD_DIM, CAUSAL, HAS_LENS, DROPOUT, ACC, BLOCK_M, BLOCK_N, trace=None):
-    start_m = program_id[0] * BLOCK_M
-    bh = program_id[1]
-    b = bh // H
-    h = bh % H
+    start_m, bh, b, h, q_shift, key_len, seed_bh = _program(program_id, LENS, SEED, H, Tq, Tk, Tq, BLOCK_M,
+                                                            HAS_LENS, DROPOUT)
     offs_m = start_m + np.arange(BLOCK_M)
     offs_d = np.arange(HEAD_DIM)
-    q_shift = Tk - Tq  # bottom-right causal alignment: query i sits at absolute position q_shift + i
-    key_len = Tk
-    if HAS_LENS:
-        key_len = int(LENS[b])
-    seed_bh = 0
-    if DROPOUT:
-        seed_bh = SEED + (bh << 32)
-
-    q = load(Q[b, h], (offs_m[:, None], offs_d[None, :]), mask=offs_m[:, None] < Tq, other=0.0)
+    q = load(_head(Q, b, h), _tile(offs_m, offs_d), mask=offs_m[:, None] < Tq, other=0.0)
     m_i = np.full(BLOCK_M, -np.inf, dtype=ACC)
     l_i = np.zeros(BLOCK_M, dtype=ACC)
     acc = np.zeros((BLOCK_M, HEAD_DIM), dtype=ACC)
-    k_base = K[b, h]
-    v_base = V[b, h]
+    k_base = _head(K, b, h)
+    v_base = _head(V, b, h)
 
     full, hi = _key_range(start_m, key_len, q_shift, BLOCK_M, BLOCK_N, CAUSAL)
     acc, l_i, m_i = _fwd_inner(acc, l_i, m_i, q, k_base, v_base, offs_m, offs_d, 0, full,
@@ -192,20 +220,18 @@ def _attn_fwd(program_id, Q, K, V, O, LSE, LENS, SEED, H, Tq, Tk, qk_scale, drop
     if DROPOUT:
         out = out / (1.0 - dropout_p)
     lse = np.where(empty, np.inf, m_i + np.log2(np.where(empty, 1.0, l_i)))
-    store(O[b, h], (offs_m[:, None], offs_d[None, :]), out, mask=offs_m[:, None] < Tq)
+    store(_head(O, b, h), _tile(offs_m, offs_d), out, mask=offs_m[:, None] < Tq)
     store(LSE[bh], (offs_m,), lse, mask=offs_m < Tq)
 
 
 def _attn_bwd_delta(program_id, O, DO, DELTA, H, Tq, HEAD_DIM, ACC, BLOCK_M):
     """Delta_i = rowsum(dO_i ⊙ O_i), the softmax-backward row term."""
-    bh = program_id[1]
-    b = bh // H
-    h = bh % H
-    offs_m = program_id[0] * BLOCK_M + np.arange(BLOCK_M)
+    start_m, bh, b, h, _, _, _ = _program(program_id, None, None, H, Tq, Tq, Tq, BLOCK_M, False, False)
+    offs_m = start_m + np.arange(BLOCK_M)
     offs_d = np.arange(HEAD_DIM)
     row = offs_m[:, None] < Tq
-    o = load(O[b, h], (offs_m[:, None], offs_d[None, :]), mask=row, other=0.0)
-    do = load(DO[b, h], (offs_m[:, None], offs_d[None, :]), mask=row, other=0.0)
+    o = load(_head(O, b, h), _tile(offs_m, offs_d), mask=row, other=0.0)
+    do = load(_head(DO, b, h), _tile(offs_m, offs_d), mask=row, other=0.0)
     delta = np.sum(o.astype(ACC) * do.astype(ACC), axis=1)
     store(DELTA[bh], (offs_m,), delta, mask=offs_m < Tq)
 
@@ -221,7 +247,7 @@ def _bwd_kv_inner(dk, dv, k, v, q_base, do_base, lse_base, delta_base, offs_n, o
         offs_m = start_m + np.arange(BLOCK_M)
         row = offs_m < Tq
         qT = load(q_base, (offs_m[None, :], offs_d[:, None]), mask=row[None, :], other=0.0)
-        do = load(do_base, (offs_m[:, None], offs_d[None, :]), mask=row[:, None], other=0.0)
+        do = load(do_base, _tile(offs_m, offs_d), mask=row[:, None], other=0.0)
         lse = load(lse_base, (offs_m,), mask=row, other=np.inf)
         delta = load(delta_base, (offs_m,), mask=row, other=0.0)
         sT = (k @ qT) * qk_scale  # (BLOCK_N, BLOCK_M)
@@ -242,26 +268,15 @@ def _bwd_kv_inner(dk, dv, k, v, q_base, do_base, lse_base, delta_base, offs_n, o
 
 def _attn_bwd_kv(program_id, Q, K, V, DO, DK, DV, LSE, DELTA, LENS, SEED, H, Tq, Tk, qk_scale, sm_scale, dropout_p,
                  HEAD_DIM, CAUSAL, HAS_LENS, DROPOUT, ACC, BLOCK_M, BLOCK_N):
-    start_n = program_id[0] * BLOCK_N
-    bh = program_id[1]
-    b = bh // H
-    h = bh % H
+    start_n, bh, b, h, q_shift, key_len, seed_bh = _program(program_id, LENS, SEED, H, Tq, Tk, Tk, BLOCK_N,
+                                                            HAS_LENS, DROPOUT)
     offs_n = start_n + np.arange(BLOCK_N)
     offs_d = np.arange(HEAD_DIM)
-    q_shift = Tk - Tq
-    key_len = Tk
-    if HAS_LENS:
-        key_len = int(LENS[b])
-    seed_bh = 0
-    if DROPOUT:
-        seed_bh = SEED + (bh << 32)
 
     dk = np.zeros((BLOCK_N, HEAD_DIM), dtype=ACC)
     dv = np.zeros((BLOCK_N, HEAD_DIM), dtype=ACC)
     if start_n < key_len:  # blocks past the key length get zero gradients
-        key = offs_n[:, None] < key_len
-        k = load(K[b, h], (offs_n[:, None], offs_d[None, :]), mask=key, other=0.0)
-        v = load(V[b, h], (offs_n[:, None], offs_d[None, :]), mask=key, other=0.0)
+        k, v = _load_kv(_head(K, b, h), _head(V, b, h), offs_n, offs_d, key_len, True)
         # Query blocks before `lo` see none of these keys; from `mid` on they see all of them (no mask needed).
         lo = 0
         mid = 0
@@ -270,8 +285,8 @@ def _attn_bwd_kv(program_id, Q, K, V, DO, DK, DV, LSE, DELTA, LENS, SEED, H, Tq,
             mid = cdiv(max(start_n + BLOCK_N - 1 - q_shift, 0), BLOCK_M) * BLOCK_M
         # A block that straddles the key length needs the mask against every query block.
         mid = Tq if start_n + BLOCK_N > key_len else min(mid, Tq)
-        q_base = Q[b, h]
-        do_base = DO[b, h]
+        q_base = _head(Q, b, h)
+        do_base = _head(DO, b, h)
         lse_base = LSE[bh]
         delta_base = DELTA[bh]
         dk, dv = _bwd_kv_inner(dk, dv, k, v, q_base, do_base, lse_base, delta_base, offs_n,
@@ -281,8 +296,8 @@ def _attn_bwd_kv(program_id, Q, K, V, DO, DK, DV, LSE, DELTA, LENS, SEED, H, Tq,
                                offs_d, mid, Tq, Tq, Tk, key_len, q_shift, qk_scale, seed_bh, dropout_p,
                                BLOCK_M, CAUSAL, False, DROPOUT)
     inside = offs_n[:, None] < Tk
-    store(DK[b, h], (offs_n[:, None], offs_d[None, :]), dk * sm_scale, mask=inside)
-    store(DV[b, h], (offs_n[:, None], offs_d[None, :]), dv, mask=inside)
+    store(_head(DK, b, h), _tile(offs_n, offs_d), dk * sm_scale, mask=inside)
+    store(_head(DV, b, h), _tile(offs_n, offs_d), dv, mask=inside)
 
 
 def _bwd_q_inner(dq, q, do, lse, delta, k_base, v_base, offs_m, offs_d, lo, hi, Tk, key_len,
@@ -290,12 +305,7 @@ def _bwd_q_inner(dq, q, do, lse, delta, k_base, v_base, offs_m, offs_d, lo, hi, 
     """Accumulate dQ of one query block over the key blocks starting in [lo, hi)."""
     for start_n in range(lo, hi, BLOCK_N):
         offs_n = start_n + np.arange(BLOCK_N)
-        if MASKED:
-            k = load(k_base, (offs_n[:, None], offs_d[None, :]), mask=offs_n[:, None] < key_len, other=0.0)
-            v = load(v_base, (offs_n[:, None], offs_d[None, :]), mask=offs_n[:, None] < key_len, other=0.0)
-        else:
-            k = load(k_base, (offs_n[:, None], offs_d[None, :]))
-            v = load(v_base, (offs_n[:, None], offs_d[None, :]))
+        k, v = _load_kv(k_base, v_base, offs_n, offs_d, key_len, MASKED)
         s = (q @ k.T) * qk_scale
         p = np.exp2(s - lse[:, None])
         if MASKED:
@@ -311,35 +321,25 @@ def _bwd_q_inner(dq, q, do, lse, delta, k_base, v_base, offs_m, offs_d, lo, hi, 
 
 def _attn_bwd_q(program_id, Q, K, V, DO, DQ, LSE, DELTA, LENS, SEED, H, Tq, Tk, qk_scale, sm_scale, dropout_p,
                 HEAD_DIM, CAUSAL, HAS_LENS, DROPOUT, ACC, BLOCK_M, BLOCK_N):
-    start_m = program_id[0] * BLOCK_M
-    bh = program_id[1]
-    b = bh // H
-    h = bh % H
+    start_m, bh, b, h, q_shift, key_len, seed_bh = _program(program_id, LENS, SEED, H, Tq, Tk, Tq, BLOCK_M,
+                                                            HAS_LENS, DROPOUT)
     offs_m = start_m + np.arange(BLOCK_M)
     offs_d = np.arange(HEAD_DIM)
-    q_shift = Tk - Tq
-    key_len = Tk
-    if HAS_LENS:
-        key_len = int(LENS[b])
-    seed_bh = 0
-    if DROPOUT:
-        seed_bh = SEED + (bh << 32)
-
     row = offs_m < Tq
-    q = load(Q[b, h], (offs_m[:, None], offs_d[None, :]), mask=row[:, None], other=0.0)
-    do = load(DO[b, h], (offs_m[:, None], offs_d[None, :]), mask=row[:, None], other=0.0)
+    q = load(_head(Q, b, h), _tile(offs_m, offs_d), mask=row[:, None], other=0.0)
+    do = load(_head(DO, b, h), _tile(offs_m, offs_d), mask=row[:, None], other=0.0)
     lse = load(LSE[bh], (offs_m,), mask=row, other=np.inf)
     delta = load(DELTA[bh], (offs_m,), mask=row, other=0.0)
     dq = np.zeros((BLOCK_M, HEAD_DIM), dtype=ACC)
-    k_base = K[b, h]
-    v_base = V[b, h]
+    k_base = _head(K, b, h)
+    v_base = _head(V, b, h)
 
     full, hi = _key_range(start_m, key_len, q_shift, BLOCK_M, BLOCK_N, CAUSAL)
     dq = _bwd_q_inner(dq, q, do, lse, delta, k_base, v_base, offs_m, offs_d, 0, full, Tk,
                       key_len, q_shift, qk_scale, seed_bh, dropout_p, BLOCK_N, CAUSAL, False, DROPOUT)
     dq = _bwd_q_inner(dq, q, do, lse, delta, k_base, v_base, offs_m, offs_d, full, hi, Tk,
                       key_len, q_shift, qk_scale, seed_bh, dropout_p, BLOCK_N, CAUSAL, True, DROPOUT)
-    store(DQ[b, h], (offs_m[:, None], offs_d[None, :]), dq * sm_scale, mask=row[:, None])
+    store(_head(DQ, b, h), _tile(offs_m, offs_d), dq * sm_scale, mask=row[:, None])
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -367,6 +367,11 @@ def _flags(q: np.ndarray, key_lens: np.ndarray | None, causal: bool, dropout_p: 
                 ACC=q.dtype.type)
 
 
+def _grid(B: int, H: int, length: int, BLOCK: int) -> tuple[int]:
+    """The flattened grid of :func:`_program`: B · H · cdiv(length, BLOCK) programs on axis 0."""
+    return (B * H * cdiv(length, BLOCK),)
+
+
 def attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, key_lens: np.ndarray | None, causal: bool,
                       scale: float, dropout_p: float = 0.0, seed: int | None = None, *, block_m: int = 16,
                       block_n: int = 16, return_trace: bool = False):
@@ -385,7 +390,7 @@ def attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, key_lens: np.
     out = np.zeros(q.shape, dtype=q.dtype)
     lse = np.empty((B * H, Tq), dtype=ACC)
     trace = FlashTrace(H, Tq, Tk, block_m, block_n, causal, key_lens) if return_trace else None
-    launch(_attn_fwd, (cdiv(Tq, block_m), B * H), q, k, v, out, lse, key_lens, seed, H, Tq, Tk,
+    launch(_attn_fwd, _grid(B, H, Tq, block_m), q, k, v, out, lse, key_lens, seed, H, Tq, Tk,
            ACC(scale * LOG2E), ACC(dropout_p), **flags, BLOCK_M=block_m, BLOCK_N=block_n, trace=trace)
     lse = lse.reshape(B, H, Tq)
     return (out, lse, trace) if return_trace else (out, lse)
@@ -403,11 +408,11 @@ def attention_backward(do: np.ndarray, q: np.ndarray, k: np.ndarray, v: np.ndarr
     ACC = flags["ACC"]
     lse = lse.reshape(B * H, Tq)
     delta = np.empty((B * H, Tq), dtype=ACC)
-    launch(_attn_bwd_delta, (cdiv(Tq, block_m), B * H), out, do, delta, H, Tq, HEAD_DIM=D, ACC=ACC, BLOCK_M=block_m)
+    launch(_attn_bwd_delta, _grid(B, H, Tq, block_m), out, do, delta, H, Tq, HEAD_DIM=D, ACC=ACC, BLOCK_M=block_m)
     dq, dk, dv = np.zeros(q.shape, q.dtype), np.zeros(k.shape, k.dtype), np.zeros(v.shape, v.dtype)
     common = (H, Tq, Tk, ACC(scale * LOG2E), ACC(scale), ACC(dropout_p))
-    launch(_attn_bwd_kv, (cdiv(Tk, block_n), B * H), q, k, v, do, dk, dv, lse, delta, key_lens, seed, *common,
+    launch(_attn_bwd_kv, _grid(B, H, Tk, block_n), q, k, v, do, dk, dv, lse, delta, key_lens, seed, *common,
            **flags, BLOCK_M=block_m, BLOCK_N=block_n)
-    launch(_attn_bwd_q, (cdiv(Tq, block_m), B * H), q, k, v, do, dq, lse, delta, key_lens, seed, *common,
+    launch(_attn_bwd_q, _grid(B, H, Tq, block_m), q, k, v, do, dq, lse, delta, key_lens, seed, *common,
            **flags, BLOCK_M=block_m, BLOCK_N=block_n)
     return dq, dk, dv
