@@ -17,9 +17,9 @@ algorithm). Hold the two files side by side: every device function of the kernel
 
 **The point of the algorithm: nothing of size Tq × Tk is ever materialised.** A forward program holds one
 (BLOCK_M, BLOCK_N) tile of scores and probabilities, (BLOCK_N, D) tiles of K and V, and its (BLOCK_M, D)
-accumulator; its working set is set by the block sizes, whatever the sequence lengths (the test
-``test_forward_working_set_is_bounded_by_the_blocks`` measures every array the forward allocates). The backward
-keeps the same bound by recomputing each tile of P from the saved log-sum-exp.
+accumulator; its working set is set by the block sizes, whatever the sequence lengths. The backward keeps the same
+bound by recomputing each tile of P from the saved log-sum-exp. ``tests/test_np_flash_attention.py`` proves it for
+the forward twice: no array a program holds is larger than one tile, and nothing near Tq × Tk is ever allocated.
 
 What differs from the kernel, none of it in the arithmetic:
 
