@@ -157,15 +157,21 @@ def _load_kv(k_base, v_base, offs_n, offs_d, key_len, MASKED):
     return k, v
 
 
+def _scores(q, k, offs_m, offs_n, key_len, q_shift, qk_scale, CAUSAL, MASKED):
+    """Base-2 logits scale·log2(e)·Q Kᵀ of a (BLOCK_M, BLOCK_N) tile; -inf where the key is hidden (MASKED tiles)."""
+    s = (q @ k.T) * qk_scale
+    if MASKED:
+        s = np.where(_visible(offs_m[:, None], offs_n[None, :], key_len, q_shift, CAUSAL), s, -np.inf)
+    return s
+
+
 def _fwd_inner(acc, l_i, m_i, q, k_base, v_base, offs_m, offs_d, lo, hi, key_len, q_shift, Tk, qk_scale, seed_bh,
                dropout_p, BLOCK_N, CAUSAL, MASKED, DROPOUT, trace=None, bh=0):
     """Online-softmax update of (acc, l_i, m_i) with the key blocks starting in [lo, hi)."""
     for start_n in range(lo, hi, BLOCK_N):
         offs_n = start_n + np.arange(BLOCK_N)
         k, v = _load_kv(k_base, v_base, offs_n, offs_d, key_len, MASKED)
-        s = (q @ k.T) * qk_scale  # (BLOCK_M, BLOCK_N), base-2 logits
-        if MASKED:
-            s = np.where(_visible(offs_m[:, None], offs_n[None, :], key_len, q_shift, CAUSAL), s, -np.inf)
+        s = _scores(q, k, offs_m, offs_n, key_len, q_shift, qk_scale, CAUSAL, MASKED)
         m_new = np.maximum(m_i, np.max(s, 1))
         # A row with nothing visible yet has m_new = -inf; subtracting 0 instead keeps exp2(-inf) = 0, not NaN.
         m_safe = np.where(m_new == -np.inf, 0.0, m_new)
@@ -306,10 +312,8 @@ def _bwd_q_inner(dq, q, do, lse, delta, k_base, v_base, offs_m, offs_d, lo, hi, 
     for start_n in range(lo, hi, BLOCK_N):
         offs_n = start_n + np.arange(BLOCK_N)
         k, v = _load_kv(k_base, v_base, offs_n, offs_d, key_len, MASKED)
-        s = (q @ k.T) * qk_scale
-        p = np.exp2(s - lse[:, None])
-        if MASKED:
-            p = np.where(_visible(offs_m[:, None], offs_n[None, :], key_len, q_shift, CAUSAL), p, 0.0)
+        p = np.exp2(_scores(q, k, offs_m, offs_n, key_len, q_shift, qk_scale, CAUSAL, MASKED)
+                    - lse[:, None])  # P recomputed from the saved LSE; hidden keys: exp2(-inf) = 0
         dp = do @ v.T
         if DROPOUT:
             keep = _keep_mask(seed_bh, offs_m[:, None], offs_n[None, :], Tk, dropout_p)

@@ -44,7 +44,9 @@ def _as_rows(x: np.ndarray) -> np.ndarray:
     return x.reshape(-1, x.shape[-1])
 
 
-def _launch(kernel, arrays: list[np.ndarray], M: int, N: int, block_m: int) -> None:
+def _launch(kernel, arrays: list[np.ndarray], block_m: int) -> None:
+    """One program per block_m rows of the (M, N) first array."""
+    M, N = arrays[0].shape
     if M == 0 or N == 0:
         return
     block_n = next_power_of_2(N)
@@ -56,7 +58,7 @@ def softmax_forward(x: np.ndarray, *, block_m: int = 4) -> np.ndarray:
     """softmax over the last axis of x (any leading shape), ``block_m`` rows per program; a new array like x."""
     rows = _as_rows(x)
     y = np.zeros(rows.shape, dtype=x.dtype)
-    _launch(_softmax_fwd, [rows, y], *rows.shape, block_m)
+    _launch(_softmax_fwd, [rows, y], block_m)
     return y.reshape(x.shape)
 
 
@@ -64,5 +66,5 @@ def softmax_backward(y: np.ndarray, dy: np.ndarray, *, block_m: int = 4) -> np.n
     """dx = y ⊙ (dy - rowsum(y ⊙ dy)), given the forward output y and the incoming gradient dy."""
     y_rows, dy_rows = _as_rows(y), _as_rows(dy)
     dx = np.zeros(y_rows.shape, dtype=y.dtype)
-    _launch(_softmax_bwd, [y_rows, dy_rows, dx], *y_rows.shape, block_m)
+    _launch(_softmax_bwd, [y_rows, dy_rows, dx], block_m)
     return dx.reshape(y.shape)
