@@ -94,3 +94,14 @@ def rand(seed: int, offset: np.ndarray) -> np.ndarray:
     x = c0.astype(np.uint32).view(np.int32)
     x = np.where(x < 0, ~x, x)  # uint_to_uniform_float: fold the sign bit away
     return x.astype(np.float32) * _UINT_TO_FLOAT
+
+
+def row_tile(start: int, M: int, N: int, BLOCK_M: int, BLOCK_N: int
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The row-wise kernels' tile (``kernels/common.py``: ``row_tile``): rows [start, start + BLOCK_M) of an (M, N)
+    matrix, the column indices, and which rows / which elements of the (BLOCK_M, BLOCK_N) tile exist."""
+    rows = start + np.arange(BLOCK_M)
+    cols = np.arange(BLOCK_N)
+    row_ok = rows < M
+    mask = row_ok[:, None] & (cols[None, :] < N)
+    return rows, cols, row_ok, mask
