@@ -1,4 +1,4 @@
-"""Triton's tile vocabulary in NumPy: what the tiled NumPy twins of the kernels use in place of ``tl.load``/``tl.store``.
+"""Triton's tile vocabulary in NumPy: what the tiled twins of the kernels use in place of ``tl.load``, ``tl.store``.
 
 A Triton program addresses memory through a base pointer plus offsets, ``X + rows[:, None] * stride + cols[None, :]``,
 and guards the addresses outside the tensor with a boolean ``mask`` (masked loads read ``other``, masked stores write
@@ -10,6 +10,9 @@ and the mask works the same way::
 
 An unmasked load is the kernel's promise that every address is inside the tensor; here a broken promise raises
 ``IndexError`` instead of reading whatever lies past the end.
+
+Also here: ``launch`` (``kernel[grid](...)``: the programs of a grid, one after another), ``rand`` (``tl.rand``,
+Triton's Philox generator, bit for bit) and ``row_tile`` (the tile of the row-wise kernels, ``kernels/common.py``).
 """
 from __future__ import annotations
 

@@ -38,7 +38,8 @@ def visibility(Tq: int, Tk: int, causal: bool, key_lens: np.ndarray | None, B: i
 
 
 def keep_mask(B: int, H: int, Tq: int, Tk: int, p: float, seed: int) -> np.ndarray:
-    """(B, H, Tq, Tk) the dropout keep mask as the kernel documents it: Philox at counter i·Tk + j, key seed + (bh << 32)."""
+    """(B, H, Tq, Tk) the dropout keep mask as the kernel documents it: Philox at counter i·Tk + j, key
+    seed + (bh << 32)."""
     counters = np.arange(Tq)[:, None] * Tk + np.arange(Tk)[None, :]
     return np.stack([rand(seed + (bh << 32), counters) >= np.float32(p) for bh in range(B * H)]).reshape(B, H, Tq, Tk)
 
