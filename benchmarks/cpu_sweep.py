@@ -46,7 +46,7 @@ from cpu_runs import REPO
 # The knobs every candidate sets, so that a candidate means the same run whatever the preset's defaults become.
 # These are the shakespeare-cpu defaults that the sweep started from.
 BASE: dict[str, Any] = dict(
-    num_layers=4, num_heads=4, emb_dim=128, block_size=128, batch_size=16, dropout=0.0,
+    num_layers=4, num_heads=4, emb_dim=128, max_len=128, batch_size=16, dropout=0.0,
     learning_rate=2e-3, warmup_steps=100, min_lr_factor=0.1, beta2=0.99, weight_decay=0.1,
     compile=False, dtype="float32",
 )
@@ -67,11 +67,11 @@ CANDIDATES: dict[str, Candidate] = {
     #     batch buys proportionally more optimizer steps; nanoGPT's recipe wins today with 768-token steps.
     "b8t128": Candidate(dict(batch_size=8), "half the tokens per step, twice the steps"),
     "b32t128": Candidate(dict(batch_size=32), "twice the tokens per step: is the default below its critical batch?"),
-    "b16t64": Candidate(dict(block_size=64, batch_size=16), "shorter context, 1024 tokens per step"),
-    "b12t64": Candidate(dict(block_size=64, batch_size=12), "nanoGPT's README shape in our trainer"),
-    "b8t256": Candidate(dict(block_size=256, batch_size=8),
+    "b16t64": Candidate(dict(max_len=64, batch_size=16), "shorter context, 1024 tokens per step"),
+    "b12t64": Candidate(dict(max_len=64, batch_size=12), "nanoGPT's README shape in our trainer"),
+    "b8t256": Candidate(dict(max_len=256, batch_size=8),
                         "longer context at the same tokens per step: attention is cheap at T=256, C=128"),
-    "b4t256": Candidate(dict(block_size=256, batch_size=4), "long context, many small steps"),
+    "b4t256": Candidate(dict(max_len=256, batch_size=4), "long context, many small steps"),
     # --- width and depth at a fixed budget (0.8 M parameters today; compute-optimal for ~6 M tokens is ~0.5-1 M,
     #     and four epochs of a 1 M-character corpus argue for a larger model, not more tokens).
     "l6c128": Candidate(dict(num_layers=6), "deeper: 1.2 M parameters"),
@@ -232,7 +232,7 @@ def cmd_plan(args: argparse.Namespace) -> None:
         if steps < args.evals:
             print(f"{key}: does not fit in {args.budget_s} s")
             continue
-        tokens = steps * t["knobs"]["batch_size"] * t["knobs"]["block_size"]
+        tokens = steps * t["knobs"]["batch_size"] * t["knobs"]["max_len"]
         plan[key] = {"knobs": t["knobs"], "max_steps": steps, "eval_interval": math.ceil(steps / args.evals),
                      "eval_batches": args.eval_batches, "tokens": tokens, "step_ms": round(1000 * t["step_s"], 1),
                      "budget_s": args.budget_s}

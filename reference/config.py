@@ -88,7 +88,7 @@ class GPTConfig:
 
     @property
     def head_dim(self) -> int:
-        """Width of one attention head, d_head = d_model / n_heads."""
+        """Width of one attention head, d_head = d_model / num_heads."""
         return self.emb_dim // self.num_heads
 
     def to_dict(self) -> dict[str, Any]:

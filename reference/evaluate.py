@@ -5,13 +5,13 @@ A language model scores a stream x₀ … x_N by predicting every token from the
     loss = −(1/N) Σₜ log p(xₜ | x_<t)          perplexity = exp(loss)
 
 Perplexity is the effective number of equally likely tokens the model hesitates between: a model that knows
-nothing (uniform over V tokens) has perplexity V. The model sees at most ``block_size`` tokens, so the stream is
+nothing (uniform over V tokens) has perplexity V. The model sees at most ``max_len`` tokens, so the stream is
 cut into windows and every target is scored exactly once:
 
-- non-overlapping windows (``stride = block_size``, the default): fast, but the first tokens of each window
+- non-overlapping windows (``stride = max_len``, the default): fast, but the first tokens of each window
   have little context, which makes the loss a bit pessimistic;
-- strided windows (``stride < block_size``): each window starts ``stride`` tokens after the previous one and only
-  scores the targets the previous window did not reach, so most tokens see at least ``block_size − stride``
+- strided windows (``stride < max_len``): each window starts ``stride`` tokens after the previous one and only
+  scores the targets the previous window did not reach, so most tokens see at least ``max_len − stride``
   tokens of context. ``stride = 1`` gives every token the full context (the slowest, most faithful estimate).
 """
 from __future__ import annotations
@@ -46,16 +46,16 @@ def _as_stream(tokens: Sequence[int] | np.ndarray | torch.Tensor, vocab_size: in
     return stream.long()
 
 
-def windows(num_targets: int, block_size: int, stride: int) -> list[tuple[int, int, int]]:
+def windows(num_targets: int, max_len: int, stride: int) -> list[tuple[int, int, int]]:
     """Windows (begin, end, first_scored) over the inputs x[0:num_targets]; each target is scored once.
 
-    Window w feeds x[begin:end] (at most ``block_size`` tokens) and scores the targets first_scored … end − 1,
+    Window w feeds x[begin:end] (at most ``max_len`` tokens) and scores the targets first_scored … end − 1,
     the ones no earlier window has scored.
     """
     result = []
     scored_up_to = 0
     for begin in range(0, num_targets, stride):
-        end = min(begin + block_size, num_targets)
+        end = min(begin + max_len, num_targets)
         result.append((begin, end, scored_up_to))
         scored_up_to = end
         if end == num_targets:
@@ -67,31 +67,31 @@ def windows(num_targets: int, block_size: int, stride: int) -> list[tuple[int, i
 def evaluate_loss(
     model: GPT,
     tokens: Sequence[int] | np.ndarray | torch.Tensor,
-    block_size: int | None = None,
+    max_len: int | None = None,
     batch_size: int = 8,
     stride: int | None = None,
 ) -> dict[str, float | int]:
     """Mean next-token cross-entropy of ``model`` over a stream: ``{"loss", "perplexity", "tokens"}``.
 
-    ``tokens`` is a 1-D stream of ids; ``block_size`` the window length (default and maximum: the model's
-    ``max_len``); ``stride`` the step between windows (default ``block_size``: non-overlapping); ``batch_size``
-    windows are run together. ``"tokens"`` counts the scored targets (len(tokens) − 1). The model runs in eval
+    ``tokens`` is a 1-D stream of ids; ``max_len`` the window length (default and maximum: the model's own);
+    ``stride`` the step between windows (default ``max_len``: non-overlapping); ``batch_size`` windows are run
+    together. ``"tokens"`` counts the scored targets (len(tokens) − 1). The model runs in eval
     mode without gradients; its previous mode is restored.
     """
-    max_len = model.config.max_len
-    block_size = max_len if block_size is None else block_size
-    if not isinstance(block_size, int) or not 1 <= block_size <= max_len:
-        raise ValueError(f"block_size must be an integer in [1, max_len={max_len}], got {block_size!r}")
-    stride = block_size if stride is None else stride
-    if not isinstance(stride, int) or not 1 <= stride <= block_size:
-        raise ValueError(f"stride must be an integer in [1, block_size={block_size}], got {stride!r}")
+    model_max_len = model.config.max_len
+    max_len = model_max_len if max_len is None else max_len
+    if not isinstance(max_len, int) or not 1 <= max_len <= model_max_len:
+        raise ValueError(f"max_len must be an integer in [1, the model's max_len={model_max_len}], got {max_len!r}")
+    stride = max_len if stride is None else stride
+    if not isinstance(stride, int) or not 1 <= stride <= max_len:
+        raise ValueError(f"stride must be an integer in [1, max_len={max_len}], got {stride!r}")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer ≥ 1, got {batch_size!r}")
 
     device = model.transformer.wte.weight.device
     stream = _as_stream(tokens, model.config.vocab_size).to(device)
     x, y = stream[:-1], stream[1:]  # inputs and the targets they predict, (N,) each
-    spans = windows(len(x), block_size, stride)
+    spans = windows(len(x), max_len, stride)
 
     was_training = model.training
     model.eval()

@@ -101,10 +101,10 @@ def attention_backward(dout: np.ndarray, cache: tuple) -> tuple[np.ndarray, np.n
     return dq, dk, dv
 
 
-def split_heads(x: np.ndarray, n_head: int) -> np.ndarray:
+def split_heads(x: np.ndarray, num_heads: int) -> np.ndarray:
     """(B, T, C) → (B, H, T, D) with D = C / H: head h owns channels h·D … (h+1)·D − 1."""
     B, T, C = x.shape
-    return x.reshape(B, T, n_head, C // n_head).transpose(0, 2, 1, 3)  # (B, H, T, D)
+    return x.reshape(B, T, num_heads, C // num_heads).transpose(0, 2, 1, 3)  # (B, H, T, D)
 
 
 def merge_heads(x: np.ndarray) -> np.ndarray:
@@ -119,7 +119,7 @@ def multi_head_attention_forward(
     attn_bias: np.ndarray | None,
     proj_weight: np.ndarray,
     proj_bias: np.ndarray | None,
-    n_head: int,
+    num_heads: int,
     causal: bool = True,
     attention_mask: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, tuple]:
@@ -131,14 +131,14 @@ def multi_head_attention_forward(
     if x.ndim != 3:
         raise ValueError(f"x must be (B, T, C), got shape {x.shape}")
     C = x.shape[-1]
-    if n_head <= 0 or C % n_head != 0:
-        raise ValueError(f"the width C = {C} must be divisible by n_head = {n_head}")
+    if num_heads <= 0 or C % num_heads != 0:
+        raise ValueError(f"the width C = {C} must be divisible by num_heads = {num_heads}")
     qkv, attn_cache = linear_forward(x, attn_weight, attn_bias)  # (B, T, 3C)
     q, k, v = np.split(qkv, 3, axis=-1)  # 3 × (B, T, C)
-    q, k, v = (split_heads(t, n_head) for t in (q, k, v))  # 3 × (B, H, T, D)
+    q, k, v = (split_heads(t, num_heads) for t in (q, k, v))  # 3 × (B, H, T, D)
     y, weights, sdpa_cache = attention_forward(q, k, v, causal, attention_mask)  # (B, H, T, D)
     out, proj_cache = linear_forward(merge_heads(y), proj_weight, proj_bias)  # (B, T, C)
-    return out, weights, (attn_cache, sdpa_cache, proj_cache, n_head)
+    return out, weights, (attn_cache, sdpa_cache, proj_cache, num_heads)
 
 
 def multi_head_attention_backward(dout: np.ndarray, cache: tuple) -> tuple[np.ndarray, ...]:
@@ -147,9 +147,9 @@ def multi_head_attention_backward(dout: np.ndarray, cache: tuple) -> tuple[np.nd
     The forward steps in reverse. Reshapes and transposes only move numbers around, so their backward moves the
     gradients back (split ↔ merge), and the split of qkv into thirds is undone by concatenating dq, dk, dv.
     """
-    attn_cache, sdpa_cache, proj_cache, n_head = cache
+    attn_cache, sdpa_cache, proj_cache, num_heads = cache
     dy_merged, dproj_weight, dproj_bias = linear_backward(dout, proj_cache)  # (B, T, C)
-    dq, dk, dv = attention_backward(split_heads(dy_merged, n_head), sdpa_cache)  # 3 × (B, H, T, D)
+    dq, dk, dv = attention_backward(split_heads(dy_merged, num_heads), sdpa_cache)  # 3 × (B, H, T, D)
     dqkv = np.concatenate([merge_heads(dq), merge_heads(dk), merge_heads(dv)], axis=-1)  # (B, T, 3C)
     dx, dattn_weight, dattn_bias = linear_backward(dqkv, attn_cache)  # (B, T, C)
     return dx, dattn_weight, dattn_bias, dproj_weight, dproj_bias

@@ -27,10 +27,10 @@ def _layer_norm(x: np.ndarray, p: Params) -> np.ndarray:
     return layer_norm_forward(x, p["weight"], p["bias"])[0]
 
 
-def _attention(x: np.ndarray, p: Params, n_head: int) -> np.ndarray:
+def _attention(x: np.ndarray, p: Params, num_heads: int) -> np.ndarray:
     c_attn, c_proj = p["c_attn"], p["c_proj"]
     args = (c_attn["weight"], c_attn["bias"], c_proj["weight"], c_proj["bias"])
-    return multi_head_attention_forward(x, *args, n_head=n_head, causal=True)[0]
+    return multi_head_attention_forward(x, *args, num_heads=num_heads, causal=True)[0]
 
 
 def _mlp(x: np.ndarray, p: Params) -> np.ndarray:
@@ -38,7 +38,7 @@ def _mlp(x: np.ndarray, p: Params) -> np.ndarray:
     return mlp_forward(x, c_fc["weight"], c_fc["bias"], c_proj["weight"], c_proj["bias"])[0]
 
 
-def gpt2_forward(ids: np.ndarray, params: Params, n_head: int) -> np.ndarray:
+def gpt2_forward(ids: np.ndarray, params: Params, num_heads: int) -> np.ndarray:
     """Logits (B, T, V) for token ids (B, T), or (T, V) for ids (T,)."""
     ids = np.asarray(ids)
     batch = ids[None] if ids.ndim == 1 else ids  # (B, T)
@@ -47,13 +47,13 @@ def gpt2_forward(ids: np.ndarray, params: Params, n_head: int) -> np.ndarray:
         raise ValueError(f"ids must be (T,) or (B, T) with T <= max_len = {max_len}, got shape {ids.shape}")
     x = embedding_forward(params["wte"], batch)[0] + params["wpe"][:T]  # (B, T, C)
     for block in params["blocks"]:
-        x = x + _attention(_layer_norm(x, block["ln_1"]), block["attn"], n_head)  # (B, T, C)
+        x = x + _attention(_layer_norm(x, block["ln_1"]), block["attn"], num_heads)  # (B, T, C)
         x = x + _mlp(_layer_norm(x, block["ln_2"]), block["mlp"])  # (B, T, C)
     logits = _layer_norm(x, params["ln_f"]) @ params["lm_head"].T  # (B, T, V)
     return logits[0] if ids.ndim == 1 else logits
 
 
-def generate_greedy(ids: np.ndarray, params: Params, n_head: int, n_new: int) -> np.ndarray:
+def generate_greedy(ids: np.ndarray, params: Params, num_heads: int, n_new: int) -> np.ndarray:
     """Append ``n_new`` tokens to ``ids`` (T,) or (B, T), each the argmax of the next-token logits.
 
     No KV cache: every step reruns the whole (cropped) context, which is simple and slow. The context is cropped
@@ -64,7 +64,7 @@ def generate_greedy(ids: np.ndarray, params: Params, n_head: int, n_new: int) ->
     ids = np.asarray(ids)
     max_len = params["wpe"].shape[0]
     for _ in range(n_new):
-        logits = gpt2_forward(ids[..., -max_len:], params, n_head)  # (B, T, V) or (T, V)
+        logits = gpt2_forward(ids[..., -max_len:], params, num_heads)  # (B, T, V) or (T, V)
         next_id = np.argmax(logits[..., -1, :], axis=-1)  # (B,) or ()
         ids = np.concatenate([ids, next_id[..., None].astype(ids.dtype)], axis=-1)
     return ids
@@ -94,7 +94,7 @@ def params_from_state_dict(state_dict: dict[str, Any], max_len: int | None = Non
         if max_len is None:
             raise ValueError("state_dict has no transformer.wpe.weight (sinusoidal positions): pass max_len")
         wpe = sinusoidal_positions(max_len, wte.shape[1], dtype=wte.dtype)
-    n_layer = sum(1 for key in state_dict if key.startswith("transformer.h.") and key.endswith(".ln_1.weight"))
+    num_layers = sum(1 for key in state_dict if key.startswith("transformer.h.") and key.endswith(".ln_1.weight"))
     blocks = [
         {
             "ln_1": affine(f"{h}.ln_1"),
@@ -102,7 +102,7 @@ def params_from_state_dict(state_dict: dict[str, Any], max_len: int | None = Non
             "ln_2": affine(f"{h}.ln_2"),
             "mlp": {"c_fc": affine(f"{h}.mlp.c_fc"), "c_proj": affine(f"{h}.mlp.c_proj")},
         }
-        for h in (f"transformer.h.{i}" for i in range(n_layer))
+        for h in (f"transformer.h.{i}" for i in range(num_layers))
     ]
     lm_head = array("lm_head.weight", required=False)
     return {

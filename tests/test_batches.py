@@ -45,7 +45,7 @@ def test_batch_shapes_and_shift(arange_dir: Path) -> None:
 
 
 def test_every_start_is_reachable(arange_dir: Path) -> None:
-    # block_size + 2 tokens leave room for the starts 0 and 1 only (the target needs one token past the window)
+    # max_len + 2 tokens leave room for the starts 0 and 1 only (the target needs one token past the window)
     batches = MemmapBatches(arange_dir, "val", N_VAL - 2, 64, seed=0)
     x, _ = batches.get_batch()
     assert set(x[:, 0].tolist()) == {0, 1}

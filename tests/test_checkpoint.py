@@ -27,7 +27,7 @@ from scratchformers.train.checkpoint import (
 from scratchformers.train.prepare import prepare_shakespeare
 
 # On the CPU on any machine: resumed runs must repeat the uninterrupted run's losses exactly (float32, one thread).
-TINY_RUN = ["--device", "cpu", "--num-layers", "1", "--num-heads", "2", "--emb-dim", "32", "--block-size", "16",
+TINY_RUN = ["--device", "cpu", "--num-layers", "1", "--num-heads", "2", "--emb-dim", "32", "--max-len", "16",
             "--batch-size", "4", "--warmup-steps", "10", "--decay-steps", "300", "--learning-rate", "1e-2",
             "--dropout", "0.1", "--eval-interval", "40", "--eval-batches", "2", "--log-interval", "1",
             "--num-samples", "0", "--no-plot", "--num-threads", "1", "--no-progress"]
@@ -250,14 +250,17 @@ def test_ctrl_c_saves_exits_cleanly_and_resumes(char_data, tmp_path):
 
 
 def test_a_version_1_checkpoint_still_works_everywhere(char_data, tmp_path, capsys):
-    """Version 1 named the dataset's metadata ``tokenizer`` and kept one data position per process: it still
-    loads (as ``data``), samples, plots attention and resumes."""
+    """Version 1 named the dataset's metadata ``tokenizer``, kept one data position per process and called the
+    context length ``block_size``: it still loads (as ``data``), samples, plots attention and resumes (at the
+    same ``max_len``)."""
     run = tmp_path / "run"
     assert main(["train", "--data-dir", char_data, "--shakespeare-variant", "tiny", "--out-dir", str(run), *TINY_RUN,
                  "--max-steps", "2"]) == 0
     state = torch.load(run / "last.pt", weights_only=True)
     old = {key: value for key, value in state.items() if key not in ("data", "batches")}
-    old.update(version=1, tokenizer=state["data"], batches=[state["batches"]])
+    old_train_config = {**state["train_config"], "block_size": state["train_config"]["max_len"]}
+    del old_train_config["max_len"]
+    old.update(version=1, tokenizer=state["data"], batches=[state["batches"]], train_config=old_train_config)
     torch.save(old, run / "last.pt")
 
     loaded = load_checkpoint(run / "last.pt")
@@ -270,4 +273,6 @@ def test_a_version_1_checkpoint_still_works_everywhere(char_data, tmp_path, caps
                  str(tmp_path / "a.png")]) == 0
     assert "6 tokens" in capsys.readouterr().out  # the character tokenizer: one token per character
     assert main(["train", "--resume", "--out-dir", str(run), "--max-steps", "3", "--no-progress"]) == 0
-    assert load_checkpoint(run / "last.pt")["step"] == 3
+    resumed = load_checkpoint(run / "last.pt")
+    assert resumed["step"] == 3 and resumed["train_config"]["max_len"] == 16
+    assert "block_size" not in resumed["train_config"]

@@ -127,7 +127,7 @@ def fake_nanogpt(tmp_path: Path) -> Path:
 def test_side_by_side_runs_end_to_end_on_a_stand_in_nanogpt(fake_nanogpt: Path, tmp_path: Path) -> None:
     work, out = tmp_path / "work", tmp_path / "results"
     tiny = ["--max-steps", "6", "--eval-interval", "3", "--eval-batches", "2", "--batch-size", "2",
-            "--block-size", "16", "--num-layers", "1", "--num-heads", "1", "--emb-dim", "16", "--warmup-steps", "2",
+            "--max-len", "16", "--num-layers", "1", "--num-heads", "1", "--emb-dim", "16", "--warmup-steps", "2",
             "--num-samples", "1", "--sample-tokens", "20"]
     code = cpu_vs_nanogpt.main(["--nanogpt", str(fake_nanogpt), "--quick", "--threads", "1", "--work-dir", str(work),
                                 "--out", str(out), "--budget-s", "600", "--ours", *tiny])

@@ -54,7 +54,7 @@ def worker(rank: int, port: int, data_dir: str, out_dir: str) -> None:
                       LOCAL_WORLD_SIZE=str(WORLD_SIZE), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     config = get_train_config(
         "shakespeare-cpu", data_dir=data_dir, out_dir=out_dir, device="cpu", num_layers=1, num_heads=2, emb_dim=32,
-        block_size=16, batch_size=4, grad_accum_steps=4, max_steps=4, warmup_steps=1, eval_interval=2,
+        max_len=16, batch_size=4, grad_accum_steps=4, max_steps=4, warmup_steps=1, eval_interval=2,
         eval_batches=2, log_interval=1, num_samples=0, plot=False, learning_rate=1e-2, shakespeare_variant="tiny",
     )
     trainer = Trainer(config, progress=False)
@@ -83,7 +83,7 @@ def test_two_gloo_processes_end_with_identical_weights(tmp_path):
     # the processes read different halves of each global batch, so identical weights mean synced gradients
     assert set(checkpoint["batches"]) == {"generator"} and len(checkpoint["rng"]) == WORLD_SIZE
     torch.manual_seed(1337)  # the runs' initial weights: training moved them
-    initial = GPT(get_train_config("shakespeare-cpu", num_layers=1, num_heads=2, emb_dim=32, block_size=16)
+    initial = GPT(get_train_config("shakespeare-cpu", num_layers=1, num_heads=2, emb_dim=32, max_len=16)
                   .model_config(vocab_size=checkpoint["model_config"]["vocab_size"]))
     assert not torch.equal(initial.state_dict()["transformer.h.0.attn.c_attn.weight"],
                            rank0["transformer.h.0.attn.c_attn.weight"])
@@ -111,7 +111,7 @@ def torchrun_windows(tmp_path: Path, data_dir: Path, nproc: int) -> tuple[list[l
     record.mkdir()
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
                str(script), "train", "--data-dir", str(data_dir), "--shakespeare-variant", "tiny", "--out-dir", str(out),
-               "--device", "cpu", "--num-layers", "1", "--num-heads", "2", "--emb-dim", "32", "--block-size", "16", "--batch-size", "4",
+               "--device", "cpu", "--num-layers", "1", "--num-heads", "2", "--emb-dim", "32", "--max-len", "16", "--batch-size", "4",
                "--grad-accum-steps", "3", "--max-steps", "3", "--warmup-steps", "1", "--learning-rate", "1e-2",
                "--eval-interval", "3", "--eval-batches", "1", "--log-interval", "1", "--num-samples", "0",
                "--no-plot", "--num-threads", "1", "--no-progress"]

@@ -62,21 +62,21 @@ def test_stride_one_gives_every_token_its_full_context() -> None:
     assert result["loss"] == pytest.approx(expected, rel=1e-5)
 
 
-@pytest.mark.parametrize("block_size, stride", [(MAX_LEN, None), (5, 2), (7, 7), (4, 1)])
+@pytest.mark.parametrize("max_len, stride", [(MAX_LEN, None), (5, 2), (7, 7), (4, 1)])
 @pytest.mark.parametrize("num_targets", [1, 6, 23])
-def test_windows_score_every_target_exactly_once(block_size: int, stride: int | None, num_targets: int) -> None:
+def test_windows_score_every_target_exactly_once(max_len: int, stride: int | None, num_targets: int) -> None:
     counts = np.zeros(num_targets, dtype=int)
-    for begin, end, first_scored in windows(num_targets, block_size, stride or block_size):
-        assert 0 < end - begin <= block_size and begin <= first_scored < end
+    for begin, end, first_scored in windows(num_targets, max_len, stride or max_len):
+        assert 0 < end - begin <= max_len and begin <= first_scored < end
         counts[first_scored:end] += 1
     assert counts.tolist() == [1] * num_targets
 
 
 def test_batch_size_and_input_kind_do_not_change_the_result() -> None:
     model, tokens = small_model(), stream(50)
-    reference = evaluate_loss(model, tokens, block_size=8, stride=3, batch_size=1)
+    reference = evaluate_loss(model, tokens, max_len=8, stride=3, batch_size=1)
     for batch_size, kind in [(3, tokens.tolist()), (64, tokens.numpy()), (8, tokens)]:
-        result = evaluate_loss(model, kind, block_size=8, stride=3, batch_size=batch_size)
+        result = evaluate_loss(model, kind, max_len=8, stride=3, batch_size=batch_size)
         assert result["tokens"] == reference["tokens"]
         assert result["loss"] == pytest.approx(reference["loss"], rel=1e-6)
 
@@ -104,8 +104,8 @@ def test_training_mode_is_restored_and_no_gradient_is_built() -> None:
         ([[1, 2], [3, 4]], {}, "1-D"),
         ([0.5, 1.5], {}, "integer"),
         ([1, VOCAB], {}, "token ids"),
-        ([1, 2, 3], dict(block_size=MAX_LEN + 1), "block_size"),
-        ([1, 2, 3], dict(block_size=4, stride=5), "stride"),
+        ([1, 2, 3], dict(max_len=MAX_LEN + 1), "max_len"),
+        ([1, 2, 3], dict(max_len=4, stride=5), "stride"),
         ([1, 2, 3], dict(stride=0), "stride"),
         ([1, 2, 3], dict(batch_size=0), "batch_size"),
     ],

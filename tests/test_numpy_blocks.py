@@ -334,7 +334,7 @@ def test_multi_head_attention_matches_torch(b, t, h, d, causal, padded, seed) ->
     pad = padding_mask(rng, b, t) if padded else None
 
     with np.errstate(divide="raise", invalid="raise", over="raise"):
-        out, weights, cache = multi_head_attention_forward(x, *params, n_head=h, causal=causal, attention_mask=pad)
+        out, weights, cache = multi_head_attention_forward(x, *params, num_heads=h, causal=causal, attention_mask=pad)
         grads = multi_head_attention_backward(dout, cache)
 
     xt, *pt = (leaf(a) for a in (x, *params))
@@ -354,7 +354,7 @@ def test_multi_head_attention_on_an_all_padding_sequence() -> None:
     x = rng.normal(size=(2, 3, 4))
     params = attention_params(rng, 4)
     pad = np.array([[0, 0, 0], [1, 1, 1]])
-    out, weights, cache = multi_head_attention_forward(x, *params, n_head=2, attention_mask=pad)
+    out, weights, cache = multi_head_attention_forward(x, *params, num_heads=2, attention_mask=pad)
     dx, *_ = multi_head_attention_backward(np.ones_like(out), cache)
     assert np.all(weights[0] == 0)
     assert_close(out[0], np.broadcast_to(params[3], (3, 4)), tol=0)  # only the c_proj bias is left
@@ -402,7 +402,7 @@ def test_float32_stays_float32() -> None:
     p32 = [a.astype(np.float32) for a in attention_params(rng, 4)]
     pad = np.array([[1, 1, 0], [0, 0, 0]])
 
-    out, weights, cache = multi_head_attention_forward(x, *p32, n_head=2, attention_mask=pad)
+    out, weights, cache = multi_head_attention_forward(x, *p32, num_heads=2, attention_mask=pad)
     assert out.dtype == weights.dtype == np.float32
     assert all(g.dtype == np.float32 for g in multi_head_attention_backward(out, cache))
     for approximate in ("tanh", "none"):
@@ -418,10 +418,10 @@ def test_float32_stays_float32() -> None:
 
 def test_bad_inputs_give_clear_errors() -> None:
     x = np.zeros((2, 3, 4))
-    with pytest.raises(ValueError, match="divisible by n_head"):
-        multi_head_attention_forward(x, np.zeros((12, 4)), None, np.zeros((4, 4)), None, n_head=3)
+    with pytest.raises(ValueError, match="divisible by num_heads"):
+        multi_head_attention_forward(x, np.zeros((12, 4)), None, np.zeros((4, 4)), None, num_heads=3)
     with pytest.raises(ValueError, match=r"\(B, T, C\)"):
-        multi_head_attention_forward(x[0], np.zeros((12, 4)), None, np.zeros((4, 4)), None, n_head=2)
+        multi_head_attention_forward(x[0], np.zeros((12, 4)), None, np.zeros((4, 4)), None, num_heads=2)
     with pytest.raises(ValueError, match="incompatible shapes"):
         attention_forward(np.zeros((1, 1, 2, 3)), np.zeros((1, 1, 2, 4)), np.zeros((1, 1, 2, 4)))
     with pytest.raises(ValueError, match=r"\(B, H, T, D\)"):

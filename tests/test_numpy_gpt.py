@@ -17,7 +17,7 @@ from scratchformers.reference.numpy_gpt import generate_greedy, gpt2_forward, pa
 
 
 def random_state_dict(
-    gen: torch.Generator, vocab: int, max_len: int, c: int, n_layer: int, learned: bool, tied: bool, bias: bool
+    gen: torch.Generator, vocab: int, max_len: int, c: int, num_layers: int, learned: bool, tied: bool, bias: bool
 ) -> dict[str, torch.Tensor]:
     """GPT-2 keys with random float64 values (large enough that a wrong formula shows in the logits)."""
 
@@ -31,7 +31,7 @@ def random_state_dict(
     sd = {"transformer.wte.weight": rand(vocab, c)}
     if learned:
         sd["transformer.wpe.weight"] = rand(max_len, c)
-    for i in range(n_layer):
+    for i in range(num_layers):
         h = f"transformer.h.{i}"
         sd |= affine(f"{h}.ln_1", c) | affine(f"{h}.attn.c_attn", 3 * c, c) | affine(f"{h}.attn.c_proj", c, c)
         sd |= affine(f"{h}.ln_2", c) | affine(f"{h}.mlp.c_fc", 4 * c, c) | affine(f"{h}.mlp.c_proj", c, 4 * c)
@@ -41,7 +41,7 @@ def random_state_dict(
     return sd
 
 
-def torch_gpt2(ids: torch.Tensor, sd: dict[str, torch.Tensor], n_head: int, n_layer: int, max_len: int) -> torch.Tensor:
+def torch_gpt2(ids: torch.Tensor, sd: dict[str, torch.Tensor], num_heads: int, num_layers: int, max_len: int) -> torch.Tensor:
     """GPT-2 from its formulas with torch.nn.functional: pre-norm blocks, causal SDPA, GELU tanh, tied head."""
     (B, T), c = ids.shape, sd["transformer.wte.weight"].shape[1]
     # without a learned table: the sinusoidal one, itself checked against the paper's formula in test_numpy_blocks
@@ -54,10 +54,10 @@ def torch_gpt2(ids: torch.Tensor, sd: dict[str, torch.Tensor], n_head: int, n_la
     def linear(x: torch.Tensor, name: str) -> torch.Tensor:
         return F.linear(x, sd[name + ".weight"], sd.get(name + ".bias"))
 
-    for i in range(n_layer):
+    for i in range(num_layers):
         h = f"transformer.h.{i}"
         q, k, v = linear(ln(x, h + ".ln_1"), h + ".attn.c_attn").split(c, dim=-1)
-        q, k, v = (z.view(B, T, n_head, c // n_head).transpose(1, 2) for z in (q, k, v))
+        q, k, v = (z.view(B, T, num_heads, c // num_heads).transpose(1, 2) for z in (q, k, v))
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(B, T, c)
         x = x + linear(y, h + ".attn.c_proj")
         x = x + linear(F.gelu(linear(ln(x, h + ".ln_2"), h + ".mlp.c_fc"), approximate="tanh"), h + ".mlp.c_proj")
@@ -66,8 +66,8 @@ def torch_gpt2(ids: torch.Tensor, sd: dict[str, torch.Tensor], n_head: int, n_la
 
 @settings(max_examples=25, deadline=None)
 @given(
-    n_layer=st.integers(1, 2),
-    n_head=st.integers(1, 3),
+    num_layers=st.integers(1, 2),
+    num_heads=st.integers(1, 3),
     head_dim=st.integers(1, 4),
     vocab=st.integers(2, 12),
     max_len=st.integers(1, 8),
@@ -79,22 +79,22 @@ def torch_gpt2(ids: torch.Tensor, sd: dict[str, torch.Tensor], n_head: int, n_la
     data=st.data(),
 )
 def test_gpt2_forward_matches_functional_torch(
-    n_layer, n_head, head_dim, vocab, max_len, batch, learned, tied, bias, seed, data
+    num_layers, num_heads, head_dim, vocab, max_len, batch, learned, tied, bias, seed, data
 ) -> None:
     gen = torch.Generator().manual_seed(seed)
-    sd = random_state_dict(gen, vocab, max_len, n_head * head_dim, n_layer, learned, tied, bias)
+    sd = random_state_dict(gen, vocab, max_len, num_heads * head_dim, num_layers, learned, tied, bias)
     t = data.draw(st.integers(1, max_len), label="T")
     ids = torch.randint(0, vocab, (batch, t), generator=gen)
 
-    expected = torch_gpt2(ids, sd, n_head, n_layer, max_len).numpy()  # (B, T, V)
+    expected = torch_gpt2(ids, sd, num_heads, num_layers, max_len).numpy()  # (B, T, V)
     params = params_from_state_dict(sd, max_len=max_len)
-    logits = gpt2_forward(ids.numpy(), params, n_head)
+    logits = gpt2_forward(ids.numpy(), params, num_heads)
     assert logits.dtype == np.float64 and logits.shape == (batch, t, vocab)
     assert np.max(np.abs(logits - expected)) <= 1e-10
-    assert np.max(np.abs(gpt2_forward(ids[0].numpy(), params, n_head) - expected[0])) <= 1e-10  # unbatched (T,)
+    assert np.max(np.abs(gpt2_forward(ids[0].numpy(), params, num_heads) - expected[0])) <= 1e-10  # unbatched (T,)
 
     sd32 = {key: value.float() for key, value in sd.items()}
-    logits32 = gpt2_forward(ids.numpy(), params_from_state_dict(sd32, max_len=max_len), n_head)
+    logits32 = gpt2_forward(ids.numpy(), params_from_state_dict(sd32, max_len=max_len), num_heads)
     assert logits32.dtype == np.float32
     assert np.max(np.abs(logits32 - expected)) <= 1e-4 * max(1.0, np.abs(expected).max())
 
@@ -117,7 +117,7 @@ def test_gpt2_forward_matches_the_torch_model_float32(positional: str, attention
     with torch.no_grad():
         expected, _ = model(ids)
     params = params_from_state_dict(model.state_dict(), max_len=model.config.max_len)
-    logits = gpt2_forward(ids.numpy(), params, n_head=3)
+    logits = gpt2_forward(ids.numpy(), params, num_heads=3)
     assert logits.dtype == np.float32
     assert np.max(np.abs(logits - expected.numpy())) <= 1e-5
 
@@ -127,9 +127,9 @@ def test_generate_greedy_matches_the_torch_model() -> None:
     prompt = [3, 1, 4, 1, 5]
     expected = generate(model, prompt, max_new_tokens=7, temperature=0, use_cache=False)  # crops past max_len 8
     params = params_from_state_dict(model.state_dict())
-    out = generate_greedy(np.array(prompt), params, n_head=3, n_new=7)
+    out = generate_greedy(np.array(prompt), params, num_heads=3, n_new=7)
     assert out.tolist() == expected and len(expected) == 12
-    batch = generate_greedy(np.array([prompt, prompt[::-1]]), params, n_head=3, n_new=7)
+    batch = generate_greedy(np.array([prompt, prompt[::-1]]), params, num_heads=3, n_new=7)
     assert batch.shape == (2, 12) and batch[0].tolist() == expected
 
 
@@ -144,8 +144,8 @@ def test_tied_head_and_bad_inputs() -> None:
     with pytest.raises(ValueError, match="transformer.ln_f.weight"):
         params_from_state_dict({k: v for k, v in sd.items() if k != "transformer.ln_f.weight"}, max_len=8)
     with pytest.raises(ValueError, match="max_len = 8"):
-        gpt2_forward(np.zeros(9, dtype=np.int64), params, n_head=3)
+        gpt2_forward(np.zeros(9, dtype=np.int64), params, num_heads=3)
     with pytest.raises(ValueError, match=r"ids must be in \[0, 23\)"):
-        gpt2_forward(np.array([0, 23]), params, n_head=3)
+        gpt2_forward(np.array([0, 23]), params, num_heads=3)
     with pytest.raises(ValueError, match="n_new"):
-        generate_greedy(np.array([1]), params, n_head=3, n_new=-1)
+        generate_greedy(np.array([1]), params, num_heads=3, n_new=-1)

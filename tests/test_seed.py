@@ -99,9 +99,9 @@ tokens = tokenize(text, sorted_tokens, token2id, return_strings=True)
 # ------------------------------------------------------------------------------------- what changes on a CPU box
 
 ON_CUDA = torch.cuda.is_available()
-BLOCK_SIZE = 32
+MAX_LEN = 32
 MODEL_ON_A_CPU = {  # training the 124M model even a few steps takes far longer than CI's budget on 2 CPU cores
-    "max_len=1024": f"max_len={BLOCK_SIZE}",
+    "max_len=1024": f"max_len={MAX_LEN}",
     "emb_dim=768": "emb_dim=48",
     "model_dim=768": "model_dim=48",
     "num_layers=12": "num_layers=2",
@@ -169,7 +169,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The training snippet run in a fresh folder; its namespace, with the data folder and initial weights."""
     folder = tmp_path_factory.mktemp("seed")
     prepare_shakespeare(folder / "data", tokenizer="gpt2", variant="tiny")
-    train_loader = DataLoader(TokenWindowDataset(folder / "data", "train", BLOCK_SIZE),
+    train_loader = DataLoader(TokenWindowDataset(folder / "data", "train", MAX_LEN),
                               batch_size=TRAIN_BATCH_SIZE, shuffle=True, generator=torch.Generator().manual_seed(0))
     names = {**reader_names(), "train_loader": train_loader}
     with pytest.MonkeyPatch.context() as patch:

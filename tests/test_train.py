@@ -39,7 +39,7 @@ def tiny_config(data_dir: str, out_dir: str, **overrides) -> TrainConfig:
     """A model small enough for a few steps in well under a second each, on the CPU on any machine (these tests check
     float32 CPU runs; the CUDA tests below ask for ``device="cuda"``)."""
     values = dict(
-        device="cpu", data_dir=data_dir, out_dir=out_dir, num_layers=1, num_heads=2, emb_dim=32, block_size=16,
+        device="cpu", data_dir=data_dir, out_dir=out_dir, num_layers=1, num_heads=2, emb_dim=32, max_len=16,
         batch_size=4, max_steps=8, warmup_steps=2, eval_interval=4, eval_batches=2, log_interval=1, num_samples=0,
         plot=False, num_threads=1, learning_rate=1e-2, shakespeare_variant="tiny",
     )
@@ -116,7 +116,7 @@ def test_weight_decay_leaves_biases_alone():
 
 def test_gpt2_owt_preset_has_the_seed_hyperparameters():
     c = get_train_config("gpt2-owt")
-    assert (c.block_size, c.batch_size, c.grad_accum_steps, c.max_steps) == (1024, 12, 10, 600_000)
+    assert (c.max_len, c.batch_size, c.grad_accum_steps, c.max_steps) == (1024, 12, 10, 600_000)
     assert (c.learning_rate, c.warmup_steps, c.min_lr_factor, c.weight_decay) == (6e-4, 2000, 0.1, 0.1)
     assert (c.dropout, c.beta1, c.beta2, c.grad_clip) == (0.0, 0.9, 0.95, 1.0)
     assert (c.attention, c.layernorm, c.dtype, c.compile) == ("fast", "fast", "bfloat16", True)
@@ -144,6 +144,16 @@ def test_bad_config_values_are_clear_errors():
         TrainConfig(emb_dim=30, num_heads=4)
     with pytest.raises(ValueError, match="unknown training preset"):
         get_train_config("gpt5")
+
+
+def test_a_saved_block_size_is_read_as_max_len():
+    """Checkpoints written before the rename hold the context length as ``block_size``; an override wins."""
+    saved = {**TrainConfig(max_len=16).to_dict()}
+    saved["block_size"] = saved.pop("max_len")
+    assert TrainConfig.from_dict(saved).max_len == 16
+    assert TrainConfig.from_dict({**saved, "max_len": 32}).max_len == 32
+    with pytest.raises(ValueError, match="unknown TrainConfig fields"):
+        TrainConfig.from_dict({**saved, "n_head": 2})
 
 
 def test_mfu_inputs():

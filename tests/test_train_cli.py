@@ -9,7 +9,7 @@ from scratchformers.cli import main
 from scratchformers.train.checkpoint import load_checkpoint
 from scratchformers.train.config import get_train_config
 
-TINY = ["--num-layers", "1", "--num-heads", "2", "--emb-dim", "32", "--block-size", "16", "--batch-size", "4",
+TINY = ["--num-layers", "1", "--num-heads", "2", "--emb-dim", "32", "--max-len", "16", "--batch-size", "4",
         "--eval-interval", "2", "--eval-batches", "2", "--log-interval", "1", "--num-threads", "1", "--no-progress"]
 
 
@@ -67,4 +67,4 @@ def test_cli_errors_are_one_line_messages(tmp_path, monkeypatch, capsys):
 
 def test_flags_override_the_preset():
     config = get_train_config("gpt2-owt", max_steps=100, batch_size=4)
-    assert (config.max_steps, config.batch_size, config.block_size) == (100, 4, 1024)
+    assert (config.max_steps, config.batch_size, config.max_len) == (100, 4, 1024)

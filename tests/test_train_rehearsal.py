@@ -32,7 +32,7 @@ pytestmark = pytest.mark.skipif(torch.cuda.is_available(), reason="rehearses the
 
 # The preset's sizes shrunk; everything else (dataset, tokenizer, vocabulary, fast path, bf16, optimiser, schedule
 # shape, top-k sampling, prompt) is gpt2-owt's own.
-SIZES = ["--num-layers", "2", "--num-heads", "2", "--emb-dim", "16", "--block-size", "16", "--batch-size", "2",
+SIZES = ["--num-layers", "2", "--num-heads", "2", "--emb-dim", "16", "--max-len", "16", "--batch-size", "2",
          "--grad-accum-steps", "2", "--max-steps", "6", "--warmup-steps", "2", "--decay-steps", "6",
          "--eval-interval", "3", "--eval-batches", "1", "--log-interval", "2", "--num-samples", "1",
          "--sample-tokens", "4", "--num-threads", "1", "--no-plot", "--no-progress"]

@@ -1,7 +1,7 @@
 """Batches of token windows from a prepared dataset (``train.bin`` / ``val.bin``, see :mod:`.prepare`).
 
-A language model learns to predict every next token, so one training example is a window of ``block_size + 1``
-consecutive tokens: the first ``block_size`` are the input ``x`` and the same window shifted by one is the target
+A language model learns to predict every next token, so one training example is a window of ``max_len + 1``
+consecutive tokens: the first ``max_len`` are the input ``x`` and the same window shifted by one is the target
 ``y`` (``y[t] = x[t + 1]``)::
 
     tokens   ... 464  2068  7586 21831 18045 ...
@@ -45,24 +45,24 @@ def stream_seed(seed: int, stream: str) -> int:
     return int.from_bytes(digest[:8], "little") >> 1
 
 
-def _open_split(data_dir: str | Path, split: str, block_size: int) -> tuple[Path, np.dtype, int]:
+def _open_split(data_dir: str | Path, split: str, max_len: int) -> tuple[Path, np.dtype, int]:
     """Validate the prepared split and return its path, dtype and token count."""
     if split not in ("train", "val"):
         raise ValueError(f"split must be 'train' or 'val', got {split!r}")
-    if block_size < 1:
-        raise ValueError(f"block_size must be positive, got {block_size}")
+    if max_len < 1:
+        raise ValueError(f"max_len must be positive, got {max_len}")
     meta = load_meta(data_dir)
     num_tokens = meta["tokens"][split]
-    if num_tokens < block_size + 1:
+    if num_tokens < max_len + 1:
         raise ValueError(
-            f"{split}.bin in {data_dir} holds {num_tokens:,} tokens, fewer than one window of block_size + 1 = "
-            f"{block_size + 1:,}; use a smaller block_size or more data"
+            f"{split}.bin in {data_dir} holds {num_tokens:,} tokens, fewer than one window of max_len + 1 = "
+            f"{max_len + 1:,}; use a smaller max_len or more data"
         )
     return Path(data_dir) / f"{split}.bin", np.dtype(meta["dtype"]), num_tokens
 
 
 class MemmapBatches:
-    """Random ``(x, y)`` batches of shape ``(batch_size, block_size)``, int64, read from a memmapped split.
+    """Random ``(x, y)`` batches of shape ``(batch_size, max_len)``, int64, read from a memmapped split.
 
     The memmap is re-opened for every batch: a long-lived ``np.memmap`` keeps every page it has touched mapped, so
     the process's memory grows towards the file's size (17 GB for OpenWebText); a fresh one per batch does not
@@ -72,7 +72,7 @@ class MemmapBatches:
     Args:
         data_dir: a directory written by ``scratchformers prepare``.
         split: ``"train"`` or ``"val"``.
-        block_size: tokens per window (the context length T).
+        max_len: tokens per window (the context length T).
         batch_size: windows per batch (B).
         device: where the batches go.
         seed: seeds this object's ``torch.Generator`` (through :func:`stream_seed`); ``None`` draws a random seed.
@@ -82,15 +82,15 @@ class MemmapBatches:
         self,
         data_dir: str | Path,
         split: str,
-        block_size: int,
+        max_len: int,
         batch_size: int,
         device: str | torch.device = "cpu",
         seed: int | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
-        self.path, self.dtype, self.num_tokens = _open_split(data_dir, split, block_size)
-        self.block_size = block_size
+        self.path, self.dtype, self.num_tokens = _open_split(data_dir, split, max_len)
+        self.max_len = max_len
         self.batch_size = batch_size
         self.device = torch.device(device)
         self.generator = torch.Generator()
@@ -102,7 +102,7 @@ class MemmapBatches:
     def _windows(self, starts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The batch whose rows start at ``starts``: ``x = data[i : i+T]``, ``y = data[i+1 : i+1+T]``."""
         data = np.memmap(self.path, dtype=self.dtype, mode="r")
-        T, rows = self.block_size, starts.tolist()
+        T, rows = self.max_len, starts.tolist()
         x = torch.stack([torch.from_numpy(data[i : i + T].astype(np.int64)) for i in rows])  # (B, T)
         y = torch.stack([torch.from_numpy(data[i + 1 : i + 1 + T].astype(np.int64)) for i in rows])  # (B, T)
         if self.device.type == "cuda":
@@ -111,10 +111,10 @@ class MemmapBatches:
 
     def _random_starts(self, generator: torch.Generator) -> torch.Tensor:
         """``batch_size`` window starts, uniform over every position where a whole window (plus its target) fits."""
-        return torch.randint(self.num_tokens - self.block_size, (self.batch_size,), generator=generator)
+        return torch.randint(self.num_tokens - self.max_len, (self.batch_size,), generator=generator)
 
     def get_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The next random batch ``(x, y)``, each ``(batch_size, block_size)`` int64 on ``device``."""
+        """The next random batch ``(x, y)``, each ``(batch_size, max_len)`` int64 on ``device``."""
         return self._windows(self._random_starts(self.generator))
 
     def fixed_batches(self, n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -122,7 +122,7 @@ class MemmapBatches:
         :meth:`get_batch`'s), so evaluations at different steps, or of different runs, see the same tokens.
 
         They are returned as a list (already on ``device``) so the caller can keep them: ``n * batch_size *
-        block_size * 16`` bytes, 200 batches of 12 x 1024 are 39 MB.
+        max_len * 16`` bytes, 200 batches of 12 x 1024 are 39 MB.
         """
         generator = torch.Generator().manual_seed(stream_seed(FIXED_BATCHES_SEED, "fixed"))
         return [self._windows(self._random_starts(generator)) for _ in range(n)]
@@ -236,7 +236,7 @@ class StepBatches:
         return self._read(self._queue.pop(0))
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The next micro-batch ``(x, y)``, each ``(micro_batch, block_size)`` int64 on the device."""
+        """The next micro-batch ``(x, y)``, each ``(micro_batch, max_len)`` int64 on the device."""
         batch = self._ahead if self._ahead is not None else self._read_next()
         self._ahead = None
         return batch
@@ -271,17 +271,17 @@ class TokenWindowDataset(Dataset):
     per item, which also keeps the dataset picklable for ``num_workers > 0``.
     """
 
-    def __init__(self, data_dir: str | Path, split: str, block_size: int) -> None:
-        self.path, self.dtype, self.num_tokens = _open_split(data_dir, split, block_size)
-        self.block_size = block_size
+    def __init__(self, data_dir: str | Path, split: str, max_len: int) -> None:
+        self.path, self.dtype, self.num_tokens = _open_split(data_dir, split, max_len)
+        self.max_len = max_len
 
     def __len__(self) -> int:
-        return (self.num_tokens - 1) // self.block_size
+        return (self.num_tokens - 1) // self.max_len
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         if not 0 <= index < len(self):
             raise IndexError(f"window {index} out of range for {len(self)} windows")
         data = np.memmap(self.path, dtype=self.dtype, mode="r")
-        start = index * self.block_size
-        window = torch.from_numpy(data[start : start + self.block_size + 1].astype(np.int64))  # (T + 1,)
+        start = index * self.max_len
+        window = torch.from_numpy(data[start : start + self.max_len + 1].astype(np.int64))  # (T + 1,)
         return window[:-1], window[1:]

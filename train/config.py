@@ -5,7 +5,7 @@ Like nanoGPT's ``config/*.py`` files, a preset is just a set of values; ``scratc
 (``batch_size`` becomes ``--batch-size``), so a new field is a new flag with no further code.
 
 Step counts are *optimizer* steps. One step sees the global batch of ``batch_size · grad_accum_steps`` windows of
-``block_size`` tokens on any number of processes: under ``torchrun`` the processes share it out (see
+``max_len`` tokens on any number of processes: under ``torchrun`` the processes share it out (see
 :func:`scratchformers.train.batches.split_global_batch`), so the learning rate keeps meaning what it was tuned for.
 """
 from __future__ import annotations
@@ -17,6 +17,8 @@ from typing import Any
 from scratchformers.reference.config import GPTConfig
 from scratchformers.train.data import VARIANTS
 from scratchformers.train.datasets import DEFAULT_BPE_MERGES, default_data_dir
+
+LEGACY_MAX_LEN = "block_size"  # max_len's name in checkpoints written before the rename
 
 
 @dataclass
@@ -36,7 +38,7 @@ class TrainConfig:
     num_layers: int = 4
     num_heads: int = 4
     emb_dim: int = 128  # d_model, the model's width (GPTConfig's emb_dim = model_dim); the MLP is 4 x wider
-    block_size: int = 128  # the context length T, GPTConfig.max_len
+    max_len: int = 128  # the context length T (GPTConfig.max_len): tokens per training window
     vocab_size: int = 0  # 0 → the dataset's vocabulary size
     dropout: float = 0.0
     bias: bool = True
@@ -74,7 +76,7 @@ class TrainConfig:
     plot: bool = True
 
     def __post_init__(self) -> None:
-        positive = ("num_layers", "num_heads", "emb_dim", "block_size", "batch_size", "grad_accum_steps",
+        positive = ("num_layers", "num_heads", "emb_dim", "max_len", "batch_size", "grad_accum_steps",
                     "max_steps", "eval_interval", "eval_batches", "log_interval", "bpe_merges")
         for name in positive:
             if getattr(self, name) < 1:
@@ -109,7 +111,7 @@ class TrainConfig:
     def model_config(self, vocab_size: int) -> GPTConfig:
         """The model's :class:`GPTConfig`; ``vocab_size`` is used when the config's own is 0 (from the data)."""
         return GPTConfig(
-            max_len=self.block_size,
+            max_len=self.max_len,
             emb_dim=self.emb_dim,
             num_layers=self.num_layers,
             num_heads=self.num_heads,
@@ -127,6 +129,12 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are a clear error. Checkpoints written before the context
+        length took the model's name (``max_len``) stored it as ``block_size``: it is read as ``max_len`` (a
+        ``max_len`` given beside it, e.g. a resume override, wins)."""
+        if LEGACY_MAX_LEN in values:
+            values = dict(values)
+            values.setdefault("max_len", values.pop(LEGACY_MAX_LEN))
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -149,7 +157,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         num_layers=12,
         num_heads=12,
         emb_dim=768,
-        block_size=1024,
+        max_len=1024,
         vocab_size=50304,
         dropout=0.0,
         attention="fast",

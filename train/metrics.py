@@ -41,9 +41,9 @@ def peak_flops(device: torch.device) -> float | None:
     return None
 
 
-def flops_per_token(num_params: int, num_layers: int, block_size: int, emb_dim: int) -> float:
+def flops_per_token(num_params: int, num_layers: int, max_len: int, emb_dim: int) -> float:
     """Training FLOPs per token: 6·N + 12·L·T·C (see the module docstring)."""
-    return 6 * num_params + 12 * num_layers * block_size * emb_dim
+    return 6 * num_params + 12 * num_layers * max_len * emb_dim
 
 
 def memory_mb(device: torch.device) -> float:

@@ -190,11 +190,11 @@ class Trainer:
 
         data_dir = config.resolved_data_dir()
         # One stream shared by every process (same seed): the global batch does not depend on the process count.
-        draws = MemmapBatches(data_dir, "train", config.block_size, config.batch_size, self.device, seed=config.seed)
+        draws = MemmapBatches(data_dir, "train", config.max_len, config.batch_size, self.device, seed=config.seed)
         self.batches = StepBatches(draws, self.split, self.ctx.rank)
         self.eval_sets = {}  # process 0 evaluates, on batches of their own stream (never the training draws)
         if self.ctx.is_main:
-            self.eval_sets = {split: MemmapBatches(data_dir, split, config.block_size, config.batch_size,
+            self.eval_sets = {split: MemmapBatches(data_dir, split, config.max_len, config.batch_size,
                                                    self.device).fixed_batches(config.eval_batches)
                               for split in ("train", "val")}
 
@@ -207,11 +207,11 @@ class Trainer:
 
         self.compiled = torch.compile(self.model) if config.compile else self.model
         self.train_model = ddp.wrap_model(self.compiled, self.ctx)
-        self.tokens_per_step = self.split.global_batch * config.block_size  # over all processes
+        self.tokens_per_step = self.split.global_batch * config.max_len  # over all processes
         # matmul weights: every parameter but the position table; the token table counts, it is also the LM head
         matmul_params = self.model.num_parameters(non_embedding=True) + self.model.transformer.wte.weight.numel()
         self.flops_per_step = self.tokens_per_step / self.ctx.world_size * flops_per_token(
-            matmul_params, config.num_layers, config.block_size, config.emb_dim
+            matmul_params, config.num_layers, config.max_len, config.emb_dim
         )  # per process, as the peak is per device
         self.peak_flops = peak_flops(self.device)
         # Set on the device by any non-finite loss or gradient norm, read and cleared at check steps.
@@ -324,7 +324,7 @@ class Trainer:
         threads = f", {cfg.num_threads} threads" if self.device.type == "cpu" else ""
         return (f"{'resuming at' if self.step else 'training from'} step {self.step}: "
                 f"{self.model.num_parameters() / 1e6:.2f} M parameters; global batch {self.split.describe()} "
-                f"of {cfg.block_size} tokens = {self.tokens_per_step:,} tokens per step; on {self.device} "
+                f"of {cfg.max_len} tokens = {self.tokens_per_step:,} tokens per step; on {self.device} "
                 f"({self.dtype_note}{threads}) → {self.out_dir}")
 
     # -------------------------------------------------------------------------------------------- training

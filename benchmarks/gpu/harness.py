@@ -31,7 +31,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout this check measures
 PRESET = "gpt2-owt"  # the training preset whose model, batch and loop the check measures
-DRY_MODEL = dict(num_layers=1, num_heads=2, emb_dim=32, block_size=32)  # the dry run's stand-in for GPT-2 small
+DRY_MODEL = dict(num_layers=1, num_heads=2, emb_dim=32, max_len=32)  # the dry run's stand-in for GPT-2 small
 
 
 class Skip(Exception):
