@@ -20,7 +20,7 @@ from collections.abc import Iterator
 import pytest
 import torch
 
-from scratchformers.encoding import ENDOFTEXT_ID
+from scratchformers.reference.gpt2_encoding import ENDOFTEXT_ID
 from scratchformers.reference.config import get_config
 from scratchformers.reference.generate import generate
 from scratchformers.reference.model import GPT

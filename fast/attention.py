@@ -18,6 +18,7 @@ import torch
 from scratchformers.fast.runtime import FLOAT_DTYPES, autocast_to_lower_precision, check_fast_available
 from scratchformers.fast.softmax import softmax
 from scratchformers.kernels.limits import MAX_HEAD_DIM
+from scratchformers.reference.attention import visibility_mask
 
 
 def _key_lengths(attention_mask: Optional[torch.Tensor], validate: bool) -> Optional[torch.Tensor]:
@@ -171,10 +172,7 @@ def materialized_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *,
     Tq, Tk = q.shape[2], k.shape[2]
     scale = _default_scale(q) if scale is None else float(scale)
     scores = (q @ k.transpose(-2, -1)) * scale  # (B, H, Tq, Tk)
-    visible = torch.ones(Tq, Tk, dtype=torch.bool, device=q.device)
-    if causal:
-        visible = torch.tril(visible, diagonal=Tk - Tq)
-    if attention_mask is not None:
-        visible = visible & (attention_mask != 0)[:, None, None, :]  # (B, 1, Tq, Tk)
-    scores = scores.masked_fill(~visible, float("-inf"))
+    visible = visibility_mask(Tq, Tk, causal=causal, attention_mask=attention_mask, device=q.device)  # (B, 1, Tq, Tk)
+    if visible is not None:
+        scores = scores.masked_fill(~visible, float("-inf"))
     return softmax(scores) @ v  # (B, H, Tq, D)

@@ -25,7 +25,7 @@ from collections import Counter, defaultdict
 import tiktoken
 from tqdm import tqdm
 
-from scratchformers.encoding import TIKTOKEN_GPT2_PATTERN
+from scratchformers.reference.gpt2_encoding import TIKTOKEN_GPT2_PATTERN
 from scratchformers.reference import bytebpe as reference
 from scratchformers.reference.bytebpe import merge
 

@@ -45,7 +45,7 @@ from typing import Literal, Union
 import regex
 from tqdm import tqdm
 
-from scratchformers.encoding import ENDOFTEXT, ENDOFTEXT_ID, GPT2_SPLIT_PATTERN, gpt2_mergeable_ranks
+from scratchformers.reference.gpt2_encoding import ENDOFTEXT, ENDOFTEXT_ID, GPT2_SPLIT_PATTERN, gpt2_mergeable_ranks
 from scratchformers.reference.jsonfile import load_json, save_json
 
 FILE_FORMAT = "scratchformers-bytebpe"

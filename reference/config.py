@@ -22,8 +22,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal
 
-AttentionBackend = Literal["reference", "torch_sdpa", "fast"]
-LayerNormBackend = Literal["reference", "torch", "fast"]
+from scratchformers.reference import backends
+
 Positional = Literal["learned", "sinusoidal"]
 
 
@@ -37,8 +37,9 @@ class GPTConfig:
     ``emb_dim`` and ``model_dim`` both name d_model (see the module docstring): after construction both hold it,
     whichever was given; two different values are an error. ``mlp_dim`` (d_ff) defaults to ``4 * model_dim``.
 
-    The three string fields choose *implementations*, not architecture: a checkpoint trained with one
-    backend loads into a model built with another, because the ``state_dict`` keys are identical.
+    ``attention``, ``layernorm`` and ``gelu`` choose *implementations*, not architecture (see backends.py): a
+    checkpoint trained with one backend loads into a model built with another, because the ``state_dict`` keys are
+    identical.
     """
 
     max_len: int = 1024
@@ -53,8 +54,9 @@ class GPTConfig:
     bias: bool = True
     layer_norm_eps: float = 1e-5
     positional: Positional = "learned"
-    attention: AttentionBackend = "reference"
-    layernorm: LayerNormBackend = "reference"
+    attention: str = "reference"  # "reference", "torch_sdpa" or "fast"
+    layernorm: str = "reference"  # "reference", "torch" or "fast"
+    gelu: str = "reference"  # "reference" or "torch"
 
     def __post_init__(self) -> None:
         width = next((w for w in (self.emb_dim, self.model_dim) if w is not None), GPT2_SMALL_WIDTH)
@@ -81,10 +83,8 @@ class GPTConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.positional not in ("learned", "sinusoidal"):
             raise ValueError(f"positional must be 'learned' or 'sinusoidal', got {self.positional!r}")
-        if self.attention not in ("reference", "torch_sdpa", "fast"):
-            raise ValueError(f"attention must be 'reference', 'torch_sdpa' or 'fast', got {self.attention!r}")
-        if self.layernorm not in ("reference", "torch", "fast"):
-            raise ValueError(f"layernorm must be 'reference', 'torch' or 'fast', got {self.layernorm!r}")
+        for kind in backends.KINDS:
+            backends.check_name(kind, getattr(self, kind))
 
     @property
     def head_dim(self) -> int:

@@ -2,6 +2,10 @@
 
     exact:  GELU(x) = x · Φ(x) = x · ½ · (1 + erf(x / √2))
     tanh:   GELU(x) ≈ ½ · x · (1 + tanh(√(2/π) · (x + 0.044715 · x³)))   (the form GPT-2 was trained with)
+
+``GELU`` spells the formula in torch ops; ``TorchGELU`` calls ``F.gelu``, the same function in one fused kernel
+(each op of the spelled-out form reads and writes the whole (B, T, 4C) activation, and autograd saves the
+intermediates). Neither holds parameters, so the choice (``GPTConfig.gelu``) leaves the ``state_dict`` unchanged.
 """
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import math
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -35,3 +40,10 @@ class GELU(nn.Module):
 
     def extra_repr(self) -> str:
         return f"approximate={self.approximate!r}"
+
+
+class TorchGELU(GELU):
+    """The same function computed by PyTorch's ``F.gelu``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.gelu(x, approximate=self.approximate)

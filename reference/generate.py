@@ -22,20 +22,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 import torch
 
-from scratchformers.encoding import ENDOFTEXT, gpt2_encoding
+from scratchformers.reference.gpt2_encoding import ENDOFTEXT, gpt2_encoding
 from scratchformers.reference.model import GPT
-
-
-class Tokenizer(Protocol):
-    """Anything with ``encode(str) -> list[int]`` and ``decode(list[int]) -> str`` (tiktoken, our BPEs, ...)."""
-
-    def encode(self, text: str) -> list[int]: ...
-
-    def decode(self, ids: list[int]) -> str: ...
+from scratchformers.reference.tokenizer import Tokenizer
 
 
 Prompt = TypeVar("Prompt", str, list[int], torch.Tensor)

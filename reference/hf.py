@@ -31,7 +31,7 @@ from scratchformers.reference.model import GPT
 CONV1D_WEIGHTS = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
 SKIPPED_BUFFERS = (".attn.bias", ".attn.masked_bias")
 TANH_GELUS = ("gelu_new", "gelu_pytorch_tanh")  # two names for GPT-2's tanh approximation, the one we implement
-OVERRIDABLE = ("attention", "layernorm", "dropout", "weight_decay")  # implementation choices, not architecture
+OVERRIDABLE = ("attention", "layernorm", "gelu", "dropout", "weight_decay")  # implementation choices, not architecture
 
 
 def config_from_hf(hf_config: dict[str, Any], **overrides: Any) -> GPTConfig:

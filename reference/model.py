@@ -1,8 +1,17 @@
-"""GPT-2, the whole model: embeddings, a stack of pre-norm blocks, a final LayerNorm and a tied LM head.
+"""GPT-2, the whole forward pass in one file: multi-head attention, the MLP, the pre-norm block, the model.
 
-    h₀ = W_te[tokens] + P[positions]              (B, T, C)
-    h_l = Block_l(h_{l−1})                         l = 1 … L
-    logits = LN_f(h_L) · W_teᵀ                     (B, T, V)   the output layer reuses the token table
+    h₀ = W_te[tokens] + P[positions]          (B, T, C)   token and position embeddings, C = d_model
+    for each of the L blocks:
+        h = h + Attention(LN₁(h))              (B, T, C)   each token gathers from the tokens before it
+        h = h + MLP(LN₂(h))                    (B, T, C)   each position transformed on its own
+    logits = LN_f(h) · W_teᵀ                   (B, T, V)   the output layer reuses the token table
+
+Normalising *before* each sub-layer (pre-norm, rather than after as in the original Transformer) keeps the residual
+stream an untouched sum of every layer's contribution, which makes deep stacks train stably without warm-up tricks.
+
+The pieces with a story of their own have their own files: the attention formula and its masks (attention.py),
+LayerNorm (layernorm.py), GELU (gelu.py), positional encodings (positional.py), the KV cache (kv_cache.py). Which
+implementation of attention, LayerNorm and GELU runs is chosen by name in the config (backends.py).
 
 Parameter names follow GPT-2 / nanoGPT (``transformer.wte``, ``transformer.h.0.attn.c_attn``, …) so the
 weights map one-to-one onto OpenAI's checkpoints. Initialisation follows GPT-2: every weight ~ N(0, 0.02),
@@ -17,10 +26,112 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scratchformers.reference.block import Block, make_layernorm
+from scratchformers.reference import backends
 from scratchformers.reference.config import GPTConfig
 from scratchformers.reference.kv_cache import KVCache
 from scratchformers.reference.positional import LearnedPositionalEncoding, SinusoidalPositionalEncoding
+
+
+class MultiHeadAttention(nn.Module):
+    """Causal multi-head self-attention as in GPT-2: one fused Q/K/V projection, H heads, an output projection.
+
+    ``c_attn`` maps (B, T, C) to (B, T, 3C), split into Q, K, V and reshaped to (B, H, T, D) with D = C / H;
+    each head attends independently (``config.attention`` chooses how); heads are concatenated back to (B, T, C)
+    and mixed by ``c_proj``.
+    """
+
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.num_heads = config.num_heads
+        self.head_dim = config.head_dim
+        self.dropout = config.dropout
+        self.backend = config.attention
+        self.attend = backends.build("attention", config)
+        self.c_attn = nn.Linear(config.model_dim, 3 * config.model_dim, bias=config.bias)
+        self.c_proj = nn.Linear(config.model_dim, config.model_dim, bias=config.bias)
+        self.resid_dropout = nn.Dropout(config.dropout)
+
+    def split_heads(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, C) → (B, H, T, D)."""
+        B, T, _ = x.shape
+        return x.view(B, T, self.num_heads, self.head_dim).transpose(1, 2)
+
+    @staticmethod
+    def merge_heads(x: torch.Tensor) -> torch.Tensor:
+        """(B, H, T, D) → (B, T, C)."""
+        B, H, T, D = x.shape
+        return x.transpose(1, 2).contiguous().view(B, T, H * D)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        kv_cache: KVCache | None = None,
+        layer: int = 0,
+        need_weights: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Self-attention over ``x`` (B, T, C); returns the output (B, T, C) and, if asked, the weights (B, H, T, T).
+
+        With a ``kv_cache`` the new keys and values are appended to layer ``layer`` of the cache and the queries
+        attend to everything cached so far; ``attention_mask`` then covers all cached positions (B, T_cache + T).
+        """
+        q, k, v = self.c_attn(x).split(x.shape[-1], dim=-1)  # 3 × (B, T, C)
+        q, k, v = self.split_heads(q), self.split_heads(k), self.split_heads(v)  # 3 × (B, H, T, D)
+        if kv_cache is not None:
+            k, v = kv_cache.update(layer, k, v)  # (B, H, T_cache + T, D)
+        dropout_p = self.dropout if self.training else 0.0
+        out, weights = self.attend(q, k, v, causal=True, attention_mask=attention_mask, dropout_p=dropout_p)
+        if need_weights and weights is None:
+            raise ValueError(f"attention={self.backend!r} never materialises the attention weights; build the model "
+                             "with attention='reference' to look at them")
+        y = self.resid_dropout(self.c_proj(self.merge_heads(out)))  # (B, T, C)
+        return y, weights if need_weights else None
+
+
+class MLP(nn.Module):
+    """The position-wise feed-forward network: ``c_fc`` (C → F), GELU (tanh form), ``c_proj`` (F → C), dropout.
+
+        MLP(x) = W₂ · GELU(W₁ x + b₁) + b₂,   F = ``mlp_dim`` = 4C in GPT-2
+
+    Every position is transformed independently; attention is the only place where positions exchange information.
+    """
+
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.c_fc = nn.Linear(config.model_dim, config.mlp_dim, bias=config.bias)
+        self.gelu = backends.build("gelu", config)
+        self.c_proj = nn.Linear(config.mlp_dim, config.model_dim, bias=config.bias)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))  # (B, T, C) → (B, T, F) → (B, T, C)
+
+
+class Block(nn.Module):
+    """One pre-norm block: ``x + Attention(LN₁(x))``, then ``x + MLP(LN₂(x))``."""
+
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.ln_1 = backends.build("layernorm", config)
+        self.attn = MultiHeadAttention(config)
+        self.ln_2 = backends.build("layernorm", config)
+        self.mlp = MLP(config)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        kv_cache: KVCache | None = None,
+        layer: int = 0,
+        need_weights: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """x (B, T, C) → (B, T, C), plus the attention weights when ``need_weights``."""
+        attended, weights = self.attn(
+            self.ln_1(x), attention_mask=attention_mask, kv_cache=kv_cache, layer=layer, need_weights=need_weights
+        )
+        x = x + attended
+        x = x + self.mlp(self.ln_2(x))
+        return x, weights
 
 
 class GPT(nn.Module):
@@ -36,7 +147,7 @@ class GPT(nn.Module):
                 wpe=positional(config.max_len, config.emb_dim),
                 drop=nn.Dropout(config.dropout),
                 h=nn.ModuleList(Block(config) for _ in range(config.num_layers)),
-                ln_f=make_layernorm(config),
+                ln_f=backends.build("layernorm", config),
             )
         )
         self.lm_head = nn.Linear(config.emb_dim, config.vocab_size, bias=False)

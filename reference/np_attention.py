@@ -29,19 +29,22 @@ from scratchformers.reference.np_linear import linear_backward, linear_forward
 from scratchformers.reference.np_softmax import softmax_backward, softmax_forward
 
 
-def make_attention_mask(
-    tq: int, tk: int, causal: bool = False, attention_mask: np.ndarray | None = None
+def visibility_mask(
+    num_queries: int, num_keys: int, *, causal: bool, attention_mask: np.ndarray | None = None
 ) -> np.ndarray | None:
-    """The boolean "may attend" mask, broadcastable to (B, H, Tq, Tk); None when nothing is masked."""
-    allowed = None
+    """Boolean mask, True where query i may attend to key j: (B or 1, 1, Tq, Tk), or None if all visible.
+
+    The NumPy twin of :func:`scratchformers.reference.attention.visibility_mask` (same arguments, same result).
+    """
+    mask = None
     if causal:
-        query_pos = np.arange(tq)[:, None] + (tk - tq)  # (Tq, 1) absolute positions, bottom-right aligned
-        key_pos = np.arange(tk)[None, :]  # (1, Tk)
-        allowed = key_pos <= query_pos  # (Tq, Tk)
+        query_pos = np.arange(num_queries)[:, None] + (num_keys - num_queries)  # (Tq, 1) bottom-right aligned
+        key_pos = np.arange(num_keys)[None, :]  # (1, Tk)
+        mask = (key_pos <= query_pos)[None, None]  # (1, 1, Tq, Tk)
     if attention_mask is not None:
-        keep = (np.asarray(attention_mask) != 0)[:, None, None, :]  # (B, 1, 1, Tk)
-        allowed = keep if allowed is None else keep & allowed  # (B, 1, Tq, Tk)
-    return allowed
+        padding = (np.asarray(attention_mask) != 0)[:, None, None, :]  # (B, 1, 1, Tk)
+        mask = padding if mask is None else mask & padding
+    return mask
 
 
 def _check_qkv(q: np.ndarray, k: np.ndarray, v: np.ndarray, attention_mask: np.ndarray | None) -> None:
@@ -74,7 +77,7 @@ def attention_forward(
     _check_qkv(q, k, v, attention_mask)
     scale = 1.0 / math.sqrt(q.shape[-1])
     scores = (q @ k.swapaxes(-1, -2)) * scale  # (B, H, Tq, Tk)
-    allowed = make_attention_mask(q.shape[2], k.shape[2], causal, attention_mask)  # (B|1, 1|H, Tq, Tk)
+    allowed = visibility_mask(q.shape[2], k.shape[2], causal=causal, attention_mask=attention_mask)  # (B|1, 1, Tq, Tk)
     weights, softmax_cache = softmax_forward(scores, allowed)  # (B, H, Tq, Tk)
     out = weights @ v  # (B, H, Tq, Dv)
     return out, weights, (q, k, v, weights, softmax_cache, scale)

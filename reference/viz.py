@@ -26,10 +26,11 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from scratchformers.encoding import gpt2_encoding
-from scratchformers.reference.generate import Tokenizer, encode_prompt
+from scratchformers.reference.generate import encode_prompt
+from scratchformers.reference.gpt2_encoding import gpt2_encoding
 from scratchformers.reference.model import GPT
 from scratchformers.reference.np_flash_attention import LOG2E, FlashTrace, attention_forward
+from scratchformers.reference.tokenizer import Tokenizer
 
 
 def token_labels(ids: Sequence[int], tokenizer: Tokenizer) -> list[str]:

@@ -1,13 +1,16 @@
 """scratchformers: GPT-2 built from scratch twice, a readable reference path and a fast Triton path.
 
-The library lives in four packages that mirror the repository's folders:
+The library lives in four packages that mirror the repository's folders, each importing only those above it:
 
-- :mod:`scratchformers.reference`: tokenizers, positional encodings, attention, LayerNorm, GELU, GPT-2 (NumPy / torch).
-- :mod:`scratchformers.fast`: drop-in modules over the Triton kernels, same signatures and state_dict keys.
+- :mod:`scratchformers.reference`: tokenizers, positional encodings, attention, LayerNorm, GELU, GPT-2 (NumPy / torch);
+  it stands alone.
 - :mod:`scratchformers.kernels`: the Triton kernels themselves, each with its algorithm explained.
-- :mod:`scratchformers.train`: data preparation, the training loop, checkpoints, sampling, plots.
+- :mod:`scratchformers.fast`: drop-in modules over the kernels, same signatures and state_dict keys, registered as
+  the ``"fast"`` backends of the reference model.
+- :mod:`scratchformers.train`: data preparation, the training loop, checkpoints, sampling, plots and the command line
+  (:mod:`scratchformers.train.cli`).
 
-This front-door module re-exports the most used names; the CLI lives in :mod:`scratchformers.cli`.
+This front door only re-exports the most used names (and, in a bare checkout, maps the folders: see below).
 """
 from __future__ import annotations
 
@@ -23,11 +26,11 @@ if (_ROOT / "pyproject.toml").is_file() and (_ROOT / "kernels").is_dir() and _RO
                                                                                                  "dist-packages"):
     __path__.append(str(_ROOT))
 
-from scratchformers.encoding import gpt2_encoding
 from scratchformers.reference.bpe import WordBPE
 from scratchformers.reference.bytebpe import ByteLevelBPE
 from scratchformers.reference.config import GPTConfig, count_parameters, get_config
 from scratchformers.reference.generate import generate
+from scratchformers.reference.gpt2_encoding import gpt2_encoding
 from scratchformers.reference.model import GPT
 from scratchformers.train.data import shakespeare
 

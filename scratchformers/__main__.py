@@ -1,6 +1,7 @@
-"""``python -m scratchformers`` runs the command line."""
+"""``python -m scratchformers`` runs the command line, :func:`scratchformers.train.cli.main`."""
 import sys
 
-from scratchformers.cli import main
+from scratchformers.train.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":
+    sys.exit(main())

@@ -15,8 +15,8 @@ from types import ModuleType
 
 import pytest
 
-from scratchformers.cli import main
-from scratchformers.commands import bench
+from scratchformers.train.cli import main
+from scratchformers.train.commands import bench
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 BLOCK_GROUPS = {f"{op}-{kind}" for op in ("attention", "layernorm", "softmax", "gelu")

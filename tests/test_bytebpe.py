@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scratchformers import gpt2_encoding
-from scratchformers.encoding import ENDOFTEXT, gpt2_mergeable_ranks
+from scratchformers.reference.gpt2_encoding import ENDOFTEXT, gpt2_mergeable_ranks
 from scratchformers.reference.bytebpe import ByteLevelBPE, get_stats, merge, repair_surrogates
 from scratchformers.train.data import shakespeare
 

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scratchformers import gpt2_encoding
-from scratchformers.encoding import ENDOFTEXT
+from scratchformers.reference.gpt2_encoding import ENDOFTEXT
 from scratchformers.fast.bytebpe import ByteLevelBPE as FastBPE
 from scratchformers.reference.bytebpe import ByteLevelBPE as ReferenceBPE
 from scratchformers.train.data import shakespeare

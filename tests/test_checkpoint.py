@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from scratchformers.cli import main
+from scratchformers.train.cli import main
 from scratchformers.reference.config import GPTConfig
 from scratchformers.reference.model import GPT
 from scratchformers.train.checkpoint import (

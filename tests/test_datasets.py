@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from scratchformers.commands import prepare as prepare_command
+from scratchformers.train.commands import prepare as prepare_command
 from scratchformers.train.config import TrainConfig, get_train_config
 from scratchformers.train.datasets import DatasetSpec, requested_spec, shakespeare_spec
 from scratchformers.train.ddp import DistContext

@@ -24,7 +24,7 @@ WORLD_SIZE = 2
 # Run under torchrun: records the window starts of every micro-batch this process reads, then trains via the CLI.
 RECORDING_TRAINER = """
 import json, os, sys
-from scratchformers.cli import main
+from scratchformers.train.cli import main
 from scratchformers.train.batches import StepBatches
 
 reads = []

@@ -21,24 +21,10 @@ import torch.nn.functional as F
 from scratchformers.fast.attention import flash_attention
 from scratchformers.fast.layernorm import LayerNorm, layer_norm
 from scratchformers.fast.softmax import softmax
+from attention_oracle import reference_attention
 from tolerances import FP32_ATOL, FLOOR, half_tolerance
 
 pytestmark = pytest.mark.gpu
-
-
-def reference_attention(q, k, v, causal: bool, visible_keys: torch.Tensor | None, scale: float) -> torch.Tensor:
-    """softmax(scale · Q Kᵀ, masked) V; causal bottom-right aligned; rows with no visible key give 0."""
-    Tq, Tk = q.shape[2], k.shape[2]
-    scores = (q @ k.transpose(-2, -1)) * scale
-    visible = torch.ones(Tq, Tk, dtype=torch.bool, device=q.device)
-    if causal:
-        visible = torch.tril(visible, diagonal=Tk - Tq)
-    visible = visible[None, None]
-    if visible_keys is not None:
-        visible = visible & visible_keys[:, None, None, :]
-    has_key = visible.any(-1, keepdim=True)
-    scores = scores.masked_fill(~visible, float("-inf")).masked_fill(~has_key, 0.0)
-    return (torch.softmax(scores, dim=-1) * visible) @ v
 
 
 def with_grads(fn, inputs, grad_out):

@@ -170,7 +170,7 @@ def test_another_checkout_on_the_path_is_refused(bare_checkout: Path, tmp_path: 
 
 
 def test_bench_gpu_starts_the_check() -> None:
-    from scratchformers.commands.bench import benchmarks_dir, command
+    from scratchformers.train.commands.bench import benchmarks_dir, command
 
     args = argparse.Namespace(gpu=True, quick=False, json=None, extra=["--", "--dry-run"])
     assert command(args, benchmarks_dir()) == [sys.executable, str(GPU_CHECK / "check.py"), "--dry-run"]

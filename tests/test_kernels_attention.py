@@ -25,36 +25,12 @@ from hypothesis import strategies as st
 
 from scratchformers.fast.attention import _forward_op, flash_attention, materialized_attention
 from scratchformers.fast.runtime import check_fast_available
+from attention_oracle import reference_attention, reference_probs
 from tolerances import FP32_ATOL, delta_rounding_error, half_tolerance
 
 # CPU tensors into the kernels: the Triton interpreter's tests. Where CUDA is present the kernels are compiled for the
 # GPU instead and these skip with their reason (tests/conftest.py); tests/test_gpu_parity.py checks the GPU.
 pytestmark = pytest.mark.interpreter
-
-
-def reference_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool,
-                        visible_keys: torch.Tensor | None, scale: float) -> torch.Tensor:
-    """softmax(scale · Q Kᵀ, masked) V in plain torch. visible_keys: (B, Tk) bool or None.
-
-    Causal is bottom-right aligned (query i at position Tk - Tq + i). Rows with no visible key give 0.
-    """
-    return reference_probs(q, k, causal, visible_keys, scale) @ v
-
-
-def reference_probs(q: torch.Tensor, k: torch.Tensor, causal: bool, visible_keys: torch.Tensor | None,
-                    scale: float) -> torch.Tensor:
-    """The attention probabilities P (B, H, Tq, Tk) of :func:`reference_attention`; rows with no visible key are 0."""
-    Tq, Tk = q.shape[2], k.shape[2]
-    scores = (q @ k.transpose(-2, -1)) * scale  # (B, H, Tq, Tk)
-    visible = torch.ones(Tq, Tk, dtype=torch.bool)
-    if causal:
-        visible = torch.tril(visible, diagonal=Tk - Tq)
-    visible = visible[None, None]  # (1, 1, Tq, Tk)
-    if visible_keys is not None:
-        visible = visible & visible_keys[:, None, None, :]
-    has_key = visible.any(-1, keepdim=True)
-    scores = scores.masked_fill(~visible, float("-inf")).masked_fill(~has_key, 0.0)  # empty rows: no NaN
-    return torch.softmax(scores, dim=-1) * visible
 
 
 def prefix_mask(lengths: list[int], Tk: int) -> torch.Tensor:

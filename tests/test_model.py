@@ -8,6 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from scratchformers.reference import backends
 from scratchformers.reference.attention import scaled_dot_product_attention, visibility_mask
 from scratchformers.reference.config import PRESETS, GPTConfig, count_parameters, get_config
 from scratchformers.reference.gelu import gelu
@@ -123,6 +124,7 @@ def test_gpt3_preset_is_the_paper_not_the_context_length() -> None:
         (dict(dropout=1.5), "dropout"),
         (dict(attention="flash"), "attention"),
         (dict(layernorm="apex"), "layernorm"),
+        (dict(gelu="fast"), "gelu must be 'reference' or 'torch'"),
         (dict(positional="rope"), "positional"),
     ],
 )
@@ -267,7 +269,7 @@ def test_forward_with_attention_returns_every_layer() -> None:
 
 def test_need_weights_on_flash_backends_is_refused() -> None:
     model = GPT(GPTConfig(**SMALL, attention="torch_sdpa"))
-    with pytest.raises(ValueError, match="reference"):
+    with pytest.raises(ValueError, match="attention='torch_sdpa' never materialises .* attention='reference'"):
         model.forward_with_attention(torch.zeros(1, 4, dtype=torch.long))
 
 
@@ -293,6 +295,32 @@ def test_layernorm_and_gelu_match_torch() -> None:
     torch.testing.assert_close(fused(x), ln(x))
     torch.testing.assert_close(gelu(x), torch.nn.functional.gelu(x, approximate="tanh"))
     torch.testing.assert_close(gelu(x, "none"), torch.nn.functional.gelu(x))
+
+
+def test_torch_gelu_is_the_reference_gelu_in_float64() -> None:
+    """GPTConfig(gelu="torch") runs F.gelu(approximate="tanh"): the spelled-out formula's values and gradients."""
+    x = (torch.randn(4, 7, 96, dtype=torch.float64) * 3).requires_grad_()
+    reference, fused = (backends.build("gelu", GPTConfig(**SMALL, gelu=name)) for name in ("reference", "torch"))
+    assert (type(reference).__name__, type(fused).__name__) == ("GELU", "TorchGELU")
+    y_reference, y_fused = reference(x), fused(x)
+    torch.testing.assert_close(y_fused, y_reference, atol=1e-12, rtol=0)
+    go = torch.randn_like(x)
+    (g_reference,) = torch.autograd.grad(y_reference, x, go)
+    (g_fused,) = torch.autograd.grad(y_fused, x, go)
+    torch.testing.assert_close(g_fused, g_reference, atol=1e-12, rtol=0)
+
+
+def test_the_gelu_switch_changes_nothing_in_the_state_dict() -> None:
+    models = []
+    for name in ("reference", "torch"):
+        torch.manual_seed(0)
+        models.append(GPT(GPTConfig(**SMALL, gelu=name)).double().eval())
+    reference, fused = models
+    assert reference.transformer.h[0].mlp.gelu is not fused.transformer.h[0].mlp.gelu
+    assert reference.state_dict().keys() == fused.state_dict().keys()
+    assert all(torch.equal(a, b) for a, b in zip(reference.state_dict().values(), fused.state_dict().values()))
+    idx = torch.randint(0, 97, (2, 16))
+    torch.testing.assert_close(fused(idx)[0], reference(idx)[0], atol=1e-12, rtol=0)
 
 
 def test_dropout_is_active_only_in_training() -> None:

@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scratchformers.reference import np_flash_attention as tiled
-from scratchformers.reference.np_attention import attention_backward, attention_forward
+from scratchformers.reference.np_attention import attention_backward, attention_forward, visibility_mask
 from scratchformers.reference.np_tiles import rand
 from twins import ROOT, assert_same_as_kernel, assert_twins_in_order
 
@@ -30,11 +30,9 @@ TEXTBOOK_ATOL = 1e-10
 
 def visibility(Tq: int, Tk: int, causal: bool, key_lens: np.ndarray | None, B: int) -> np.ndarray:
     """(B, 1, Tq, Tk) bool: which query may attend to which key (bottom-right causal, right padding)."""
-    visible = np.ones((Tq, Tk), dtype=bool)
-    if causal:
-        visible = np.tril(visible, k=Tk - Tq)
     lens = np.full(B, Tk) if key_lens is None else np.asarray(key_lens)
-    return visible[None, None] & (np.arange(Tk)[None, :] < lens[:, None])[:, None, None, :]
+    visible = visibility_mask(Tq, Tk, causal=causal, attention_mask=np.arange(Tk)[None, :] < lens[:, None])
+    return np.broadcast_to(visible, (B, 1, Tq, Tk))
 
 
 def keep_mask(B: int, H: int, Tq: int, Tk: int, p: float, seed: int) -> np.ndarray:

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from scratchformers.reference.attention import visibility_mask as torch_visibility_mask
 from scratchformers.reference.np_attention import (
     attention_backward,
     attention_forward,
@@ -18,6 +19,7 @@ from scratchformers.reference.np_attention import (
     multi_head_attention_backward,
     multi_head_attention_forward,
     split_heads,
+    visibility_mask,
 )
 from scratchformers.reference.np_gelu import gelu_backward, gelu_forward
 from scratchformers.reference.np_layernorm import layer_norm_backward, layer_norm_forward
@@ -55,13 +57,9 @@ def padding_mask(rng: np.random.Generator, batch: int, tk: int) -> np.ndarray:
 
 
 def torch_allowed(batch: int, tq: int, tk: int, causal: bool, pad: np.ndarray | None) -> torch.Tensor:
-    """The "may attend" mask (B, 1, Tq, Tk) built independently with torch.tril (bottom-right diagonal)."""
-    allowed = torch.ones(batch, 1, tq, tk, dtype=torch.bool)
-    if causal:
-        allowed = allowed & torch.ones(tq, tk, dtype=torch.bool).tril(diagonal=tk - tq)
-    if pad is not None:
-        allowed = allowed & torch.tensor(pad, dtype=torch.bool)[:, None, None, :]
-    return allowed
+    """The "may attend" mask (B, 1, Tq, Tk) of the torch reference (scratchformers.reference.attention)."""
+    mask = torch_visibility_mask(tq, tk, causal=causal, attention_mask=None if pad is None else torch.tensor(pad))
+    return torch.ones(batch, 1, tq, tk, dtype=torch.bool) if mask is None else mask.expand(batch, 1, tq, tk)
 
 
 def torch_masked_softmax(x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
@@ -288,6 +286,19 @@ def test_causal_mask_is_bottom_right_aligned() -> None:
     assert np.all(weights[..., 1, :] > 0)  # the last query sees every key
     full, _, _ = attention_forward(q[:, :, -1:], k, v, causal=True)  # one new token attends to the whole cache
     assert_close(full, out[:, :, -1:], tol=1e-14)
+
+
+@EXAMPLES
+@given(b=st.integers(1, 3), tq=st.integers(1, 7), tk=st.integers(1, 7), causal=st.booleans(), padded=st.booleans(),
+       seed=seeds)
+def test_the_numpy_mask_is_the_torch_mask(b, tq, tk, causal, padded, seed) -> None:
+    """One mask, two spellings: the NumPy visibility_mask equals the torch reference's, shape and values."""
+    pad = padding_mask(np.random.default_rng(seed), b, tk) if padded else None
+    got = visibility_mask(tq, tk, causal=causal, attention_mask=pad)
+    want = torch_visibility_mask(tq, tk, causal=causal, attention_mask=None if pad is None else torch.tensor(pad))
+    assert (got is None) == (want is None) == (not causal and not padded)
+    if want is not None:
+        assert got.shape == tuple(want.shape) and np.array_equal(got, want.numpy())
 
 
 def test_attention_fully_masked_rows_are_zero_never_nan() -> None:

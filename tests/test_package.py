@@ -10,7 +10,7 @@ import sys
 import pytest
 
 import scratchformers
-from scratchformers.encoding import ENCODER_JSON_SHA256, VOCAB_BPE_SHA256, gpt2_files
+from scratchformers.reference.gpt2_encoding import ENCODER_JSON_SHA256, VOCAB_BPE_SHA256, gpt2_files
 from scratchformers.train.data import TINY_CHARS, shakespeare
 
 
@@ -94,7 +94,8 @@ def test_cli_help_lists_commands() -> None:
 
 
 def test_wheel_installs_the_mapped_folders_and_data(tmp_path) -> None:
-    """A regular (non-editable) install: build the wheel, unpack it alone on sys.path, import and load data."""
+    """A regular (non-editable) install: build the wheel, unpack it alone on sys.path, import and load data, and find
+    the console script's entry point (train/cli.py) and every command (train/commands/)."""
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(tmp_path / "dist"), str(ROOT)],
         check=True, capture_output=True,
@@ -110,7 +111,12 @@ def test_wheel_installs_the_mapped_folders_and_data(tmp_path) -> None:
         "from scratchformers.train.data import shakespeare\n"
         "assert scratchformers.__file__.startswith(%r)\n"
         "assert len(shakespeare('tiny')) == 1_115_394\n"
-        "assert scratchformers.gpt2_encoding().encode('Hello world') == [15496, 995]\n" % str(target)
+        "assert scratchformers.gpt2_encoding().encode('Hello world') == [15496, 995]\n"
+        "from importlib.metadata import entry_points\n"
+        "(script,) = entry_points(group='console_scripts', name='scratchformers')\n"
+        "from scratchformers.train.cli import COMMANDS, build_parser, main\n"
+        "assert script.load() is main and build_parser().prog == 'scratchformers' and 'train' in COMMANDS\n"
+        % str(target)
     )
     env = {**os.environ, "PYTHONPATH": str(target)}
     subprocess.run([sys.executable, "-c", probe], check=True, cwd=tmp_path, env=env)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from scratchformers import gpt2_encoding
-from scratchformers.commands import prepare as prepare_command
+from scratchformers.train.commands import prepare as prepare_command
 from scratchformers.train.data import shakespeare
 from scratchformers.train.documents import DataFileError
 from scratchformers.train.prepare import (

@@ -31,7 +31,7 @@ def test_quick_start_is_two_commands_and_ci_runs_the_test_command() -> None:
 
 
 def test_every_command_the_readme_names_exists() -> None:
-    from scratchformers.cli import COMMANDS
+    from scratchformers.train.cli import COMMANDS
 
     pairs = re.findall(r"`scratchformers (\w+)|^scratchformers (\w+)", README, re.M)
     named = {inline or line_start for inline, line_start in pairs}

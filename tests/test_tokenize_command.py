@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from scratchformers.cli import main
+from scratchformers.train.cli import main
 from scratchformers.reference.bpe import WordBPE, learn_bpe
 
 TEXT = "the cat sat on the mat\nthe dog sat on the log\nthe cat and the dog\n" * 5

@@ -360,7 +360,7 @@ def test_a_global_batch_that_does_not_split_is_a_clear_error(char_data, tmp_path
 def test_resume_lets_go_of_the_checkpoint(char_data, tmp_path, monkeypatch):
     """Once the states are loaded nothing holds the checkpoint (GPT-2's is ~1.5 GB of host memory per process):
     the loaded tensors are freed before training continues."""
-    from scratchformers.cli import main
+    from scratchformers.train.cli import main
 
     out = tmp_path / "run"
     Trainer(tiny_config(char_data, str(out), max_steps=2, eval_interval=2), progress=False).fit()

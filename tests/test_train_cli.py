@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from scratchformers.cli import main
+from scratchformers.train.cli import main
 from scratchformers.train.checkpoint import load_checkpoint
 from scratchformers.train.config import get_train_config
 

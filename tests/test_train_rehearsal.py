@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from scratchformers.cli import main
+from scratchformers.train.cli import main
 from scratchformers.kernels import flash_attention as attention_kernels
 from scratchformers.kernels import layernorm as layernorm_kernels
 from scratchformers.train import trainer as trainer_module

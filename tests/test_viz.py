@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from scratchformers.commands import viz as viz_command
+from scratchformers.train.commands import viz as viz_command
 from scratchformers.reference.config import get_config
 from scratchformers.reference.hf import save_hf_gpt2
 from scratchformers.reference.model import GPT

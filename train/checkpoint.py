@@ -153,7 +153,7 @@ def _as_python_state(value: Any) -> Any:
 
 def model_from_checkpoint(state: dict[str, Any], **overrides: Any) -> nn.Module:
     """The trained :class:`GPT` of a loaded checkpoint, in eval mode; ``overrides`` change GPTConfig fields
-    that do not touch the weights (``attention``, ``layernorm``, ``dropout``)."""
+    that do not touch the weights (``attention``, ``layernorm``, ``gelu``, ``dropout``)."""
     from scratchformers.reference.config import GPTConfig
     from scratchformers.reference.model import GPT
 

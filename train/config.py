@@ -44,6 +44,7 @@ class TrainConfig:
     bias: bool = True
     attention: str = "torch_sdpa"  # "reference", "torch_sdpa" or "fast"
     layernorm: str = "torch"  # "reference", "torch" or "fast"
+    gelu: str = "reference"  # "reference" (spelled out, op by op) or "torch" (F.gelu: the same function, fused)
     # optimisation
     batch_size: int = 16  # windows per micro-batch
     grad_accum_steps: int = 1  # micro-batches per optimizer step, shared out among the DDP processes
@@ -109,19 +110,10 @@ class TrainConfig:
         return self.data_dir or default_data_dir(self)
 
     def model_config(self, vocab_size: int) -> GPTConfig:
-        """The model's :class:`GPTConfig`; ``vocab_size`` is used when the config's own is 0 (from the data)."""
-        return GPTConfig(
-            max_len=self.max_len,
-            emb_dim=self.emb_dim,
-            num_layers=self.num_layers,
-            num_heads=self.num_heads,
-            vocab_size=self.vocab_size or vocab_size,
-            dropout=self.dropout,
-            weight_decay=self.weight_decay,
-            bias=self.bias,
-            attention=self.attention,
-            layernorm=self.layernorm,
-        )
+        """The model's :class:`GPTConfig`: every field both configs have, by name (``max_len``, ``num_layers``, ...);
+        ``vocab_size`` is used when the config's own is 0 (from the data)."""
+        shared = {f.name for f in fields(GPTConfig)} & {f.name for f in fields(self)} - {"vocab_size"}
+        return GPTConfig(**{name: getattr(self, name) for name in shared}, vocab_size=self.vocab_size or vocab_size)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values only, as stored in checkpoints (``torch.load(weights_only=True)`` reads them back)."""

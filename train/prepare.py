@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from tqdm import tqdm
 
-from scratchformers.encoding import ENDOFTEXT_ID, gpt2_encoding
+from scratchformers.reference.gpt2_encoding import ENDOFTEXT_ID, gpt2_encoding
 from scratchformers.reference.jsonfile import save_json
 from scratchformers.train import ddp
 from scratchformers.train.data import shakespeare

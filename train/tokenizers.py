@@ -1,17 +1,14 @@
 """Tokenizers for training data: characters, the real GPT-2 BPE, and the classic word BPE.
 
-Every tokenizer here offers the same three things the training code needs::
-
-    ids = tok.encode("To be, or not to be")   # list[int], each id in [0, tok.vocab_size)
-    text = tok.decode(ids)                    # back to a string
-    tok.vocab_size                            # the size of the embedding table the model needs
+Every tokenizer here is a :class:`~scratchformers.reference.tokenizer.Tokenizer`: ``encode``, ``decode`` and
+``vocab_size`` (the size of the embedding table the model needs).
 
 ``prepare`` records which tokenizer produced a dataset in ``meta.json`` (``meta["tokenizer"]``, a dict with a
 ``"kind"`` key); :func:`load_tokenizer` rebuilds it from that record, so sampling decodes with the very tokenizer the
 data was encoded with:
 
 - ``{"kind": "gpt2"}``: tiktoken's GPT-2 encoding (50,257 tokens), built offline by
-  :func:`scratchformers.gpt2_encoding`.
+  :func:`scratchformers.reference.gpt2_encoding.gpt2_encoding`.
 - ``{"kind": "char", "chars": "\\n !..."}``: one token per character, the vocabulary stored in full.
 - ``{"kind": "bpe", "path": "bpe.json"}``: the classic word BPE of :mod:`scratchformers.reference.bpe`, saved next to
   the data (``path`` is relative to the data directory). It splits on whitespace and decodes to the words joined by
@@ -20,20 +17,10 @@ data was encoded with:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from scratchformers.encoding import gpt2_encoding
-
-
-class Tokenizer(Protocol):
-    """What the training code uses of a tokenizer."""
-
-    @property
-    def vocab_size(self) -> int: ...
-
-    def encode(self, text: str) -> list[int]: ...
-
-    def decode(self, ids: list[int]) -> str: ...
+from scratchformers.reference.gpt2_encoding import gpt2_encoding
+from scratchformers.reference.tokenizer import Tokenizer
 
 
 class CharTokenizer:

@@ -9,8 +9,8 @@ Examples:
   scratchformers bench --gpu -- --out results/          # arguments after -- go to the GPU check
   scratchformers bench --gpu -- --dry-run               # the GPU check's rehearsal on CPU
 
-The benchmarks live in the repository's benchmarks/ folder, next to the scratchformers package; they are not part of
-the wheel, so this command needs a clone installed in editable mode (pip install -e ".[test]").
+The benchmarks live in the repository's benchmarks/ folder; they are not part of the wheel, so this command needs a
+clone (installed in editable mode, pip install -e ".[test]", or on PYTHONPATH).
 """
 from __future__ import annotations
 
@@ -32,10 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def benchmarks_dir() -> Path:
-    """The repository's benchmarks/ folder, found next to the installed scratchformers package."""
-    import scratchformers
-
-    return Path(scratchformers.__file__).resolve().parent.parent / "benchmarks"
+    """The repository's benchmarks/ folder: this file is <repository>/train/commands/bench.py in a clone (bare or
+    installed in editable mode)."""
+    return Path(__file__).resolve().parents[2] / "benchmarks"
 
 
 def command(args: argparse.Namespace, folder: Path) -> list[str]:
@@ -58,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     folder = benchmarks_dir()
     if not (folder / "conftest.py").is_file():
-        print(f"scratchformers bench: error: no benchmarks/ folder next to the installed package ({folder}). "
+        print(f"scratchformers bench: error: no benchmarks/ folder at {folder}. "
               "The benchmarks ship with the repository, not the wheel: clone it and pip install -e '.[test]'.",
               file=sys.stderr)
         return 1

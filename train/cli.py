@@ -1,6 +1,6 @@
 """The ``scratchformers`` command line: one argparse sub-command per job, in nanoGPT's plain-flags spirit.
 
-Each sub-command lives in :mod:`scratchformers.commands` as a module with a docstring (its help text),
+Each sub-command lives in :mod:`scratchformers.train.commands` as a module with a docstring (its help text),
 ``add_arguments(parser)`` and ``run(args) -> int``. Heavy imports happen inside ``run`` so that ``--help`` is quick.
 """
 from __future__ import annotations
@@ -11,13 +11,13 @@ import sys
 from collections.abc import Sequence
 
 COMMANDS = {
-    "tokenize": "scratchformers.commands.tokenize",
-    "prepare": "scratchformers.commands.prepare",
-    "viz": "scratchformers.commands.viz",
-    "train": "scratchformers.commands.train",
-    "sample": "scratchformers.commands.sample",
-    "plot": "scratchformers.commands.plot",
-    "bench": "scratchformers.commands.bench",
+    "tokenize": "scratchformers.train.commands.tokenize",
+    "prepare": "scratchformers.train.commands.prepare",
+    "viz": "scratchformers.train.commands.viz",
+    "train": "scratchformers.train.commands.train",
+    "sample": "scratchformers.train.commands.sample",
+    "plot": "scratchformers.train.commands.plot",
+    "bench": "scratchformers.train.commands.bench",
 }
 
 

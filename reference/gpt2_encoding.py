@@ -1,13 +1,12 @@
-"""The real GPT-2 tokenizer, built offline from the vocabulary files shipped inside the package.
+"""The real GPT-2 tokenizer, built offline from the vocabulary files shipped beside this module.
 
-``tiktoken.get_encoding("gpt2")`` downloads ``encoder.json`` and ``vocab.bpe`` on first use. The package ships the
-same two files (OpenAI, MIT licence) and checks their sha256 against the hashes tiktoken itself expects, so the
-encoding below is byte-for-byte tiktoken's ``gpt2`` without touching the network.
+``tiktoken.get_encoding("gpt2")`` downloads ``encoder.json`` and ``vocab.bpe`` on first use. ``assets/gpt2/`` holds
+the same two files (OpenAI, MIT licence), checked against the sha256 hashes tiktoken itself expects, so the encoding
+below is byte-for-byte tiktoken's ``gpt2`` without touching the network.
 """
 from __future__ import annotations
 
 import functools
-from importlib import resources
 from pathlib import Path
 
 import tiktoken
@@ -25,8 +24,8 @@ VOCAB_BPE_SHA256 = "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726
 
 def gpt2_files() -> tuple[Path, Path]:
     """Paths of the shipped ``encoder.json`` and ``vocab.bpe``."""
-    folder = resources.files("scratchformers") / "assets" / "gpt2"
-    return Path(str(folder / "encoder.json")), Path(str(folder / "vocab.bpe"))
+    folder = Path(__file__).with_name("assets") / "gpt2"
+    return folder / "encoder.json", folder / "vocab.bpe"
 
 
 def gpt2_mergeable_ranks() -> dict[bytes, int]:

@@ -1,1 +1,0 @@
-"""Sub-commands of the ``scratchformers`` command line (see :mod:`scratchformers.cli`)."""
