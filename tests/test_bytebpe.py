@@ -189,8 +189,9 @@ def test_round_trip_gpt2(gpt2, text):
 @settings(max_examples=100, deadline=None)
 @given(text=ANY_TEXT)
 def test_surrogates_are_repaired_like_tiktoken(gpt2, tiktoken_gpt2, text):
-    ids = gpt2.encode(text)
-    assert ids == tiktoken_gpt2.encode(text)
+    # Any text, '<|endoftext|>' included (hypothesis finds it): as plain text on both sides.
+    ids = gpt2.encode(text, allowed_special="none")
+    assert ids == tiktoken_gpt2.encode(text, disallowed_special=())
     assert gpt2.decode(ids) == tiktoken_gpt2.decode(ids)
     assert gpt2.decode(ids) == text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
