@@ -1,16 +1,31 @@
 """Saving and loading the tokenizers' JSON files safely: never a half-written file, never a bare ``KeyError``.
 
-:func:`save_json` encodes everything first (a value that cannot be written fails before the file is touched),
-writes a temporary file next to the target, flushes it to disk and renames it over the target: the path holds the
-old file or the new one, whole, whatever happens. :func:`load_json` checks the file's ``format`` and ``version`` and
+:func:`save_json` encodes everything first (a value that cannot be written fails before the file is touched), then
+:func:`write_atomically`: a temporary file next to the target, flushed to disk and renamed over the target, so the
+path holds the old file or the new one, whole, whatever happens (training checkpoints are written the same way). :func:`load_json` checks the file's ``format`` and ``version`` and
 that every field it needs is there with the right type, so a damaged file is one ``ValueError`` naming the field.
 """
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
+
+
+def write_atomically(path: str | Path, write: Callable[[BinaryIO], object]) -> None:
+    """``write(file)`` into a temporary file next to ``path``, fsync it, rename it over ``path`` (atomic)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def save_json(path: str | Path, data: dict[str, Any]) -> None:
@@ -21,15 +36,7 @@ def save_json(path: str | Path, data: dict[str, Any]) -> None:
     except UnicodeEncodeError as err:
         raise ValueError(f"cannot save {path}: the data holds text that has no UTF-8 form ({err.reason}: "
                          f"{err.object[err.start:err.end]!r}); nothing was written") from None
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomically(path, lambda f: f.write(payload))
 
 
 def load_json(path: str | Path, file_format: str, version: int, fields: dict[str, type]) -> dict[str, Any]:

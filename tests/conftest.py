@@ -47,6 +47,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="session")
+def char_data(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The tiny Shakespeare prepared with character tokens, shared read-only by the training tests."""
+    from scratchformers.train.prepare import prepare_shakespeare
+
+    path = tmp_path_factory.mktemp("data") / "shakespeare_char"
+    prepare_shakespeare(path, tokenizer="char", variant="tiny")
+    return str(path)
+
+
+@pytest.fixture(scope="session")
 def bare_checkout(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the working tree as git sees it (tracked files and new ones not ignored; what a GPU machine gets),
     with nothing installed from it: run things from it with ``PYTHONPATH=<copy>``. Tests must not modify it."""

@@ -1,7 +1,6 @@
 """Checkpoints: atomic writes, safe loading with clear errors, and exact resumption after a kill -9 or a Ctrl-C."""
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
@@ -24,20 +23,13 @@ from scratchformers.train.checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
-from scratchformers.train.prepare import prepare_shakespeare
+from scratchformers.train.plots import read_log
 
 # On the CPU on any machine: resumed runs must repeat the uninterrupted run's losses exactly (float32, one thread).
 TINY_RUN = ["--device", "cpu", "--num-layers", "1", "--num-heads", "2", "--emb-dim", "32", "--max-len", "16",
             "--batch-size", "4", "--warmup-steps", "10", "--decay-steps", "300", "--learning-rate", "1e-2",
             "--dropout", "0.1", "--eval-interval", "40", "--eval-batches", "2", "--log-interval", "1",
             "--num-samples", "0", "--no-plot", "--num-threads", "1", "--no-progress"]
-
-
-@pytest.fixture(scope="module")
-def char_data(tmp_path_factory: pytest.TempPathFactory) -> str:
-    path = tmp_path_factory.mktemp("data") / "shakespeare_char"
-    prepare_shakespeare(path, tokenizer="char", variant="tiny")
-    return str(path)
 
 
 def minimal_state(**extra) -> dict:
@@ -53,17 +45,9 @@ def start_training(data_dir: str, out_dir: Path, *extra: str) -> subprocess.Pope
 
 
 def train_records(out_dir: Path) -> list[dict]:
-    """The complete lines of the run's log (a line being written is skipped)."""
+    """The complete lines of the run's log so far (a line being written is skipped)."""
     path = out_dir / "log.jsonl"
-    if not path.is_file():
-        return []
-    records = []
-    for line in path.read_text().splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            pass
-    return records
+    return read_log(path) if path.is_file() else []
 
 
 def wait_for_step(proc: subprocess.Popen, out_dir: Path, step: int, timeout: float = 120.0) -> int:

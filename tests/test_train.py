@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import math
 import weakref
 
@@ -22,17 +21,10 @@ from scratchformers.train.config import (
 )
 from scratchformers.train.metrics import flops_per_token, peak_flops
 from scratchformers.train.optim import lr_at, make_optimizer, param_groups
-from scratchformers.train.prepare import prepare_shakespeare
+from scratchformers.train.plots import read_log
 from scratchformers.train import trainer as trainer_module
 from scratchformers.train.batches import StepBatches
 from scratchformers.train.trainer import FP16_FALLBACK, StopRequest, Trainer, choose_amp_dtype
-
-
-@pytest.fixture(scope="module")
-def char_data(tmp_path_factory: pytest.TempPathFactory) -> str:
-    path = tmp_path_factory.mktemp("data") / "shakespeare_char"
-    prepare_shakespeare(path, tokenizer="char", variant="tiny")
-    return str(path)
 
 
 def tiny_config(data_dir: str, out_dir: str, **overrides) -> TrainConfig:
@@ -45,10 +37,6 @@ def tiny_config(data_dir: str, out_dir: str, **overrides) -> TrainConfig:
     )
     values.update(overrides)
     return get_train_config("shakespeare-cpu", **values)
-
-
-def read_log(path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 # ------------------------------------------------------------------------------------------------------ schedule

@@ -19,12 +19,12 @@ their per-process data positions the first becomes the shared one.
 
 Only tensors and primitive containers are stored, so loading uses ``torch.load(weights_only=True)``, which cannot
 run code hidden in a malicious file. Writing goes to a temporary file in the same folder, flushed to disk, then
-``os.replace``-d over the target: a rename is atomic, so ``last.pt`` is always either the old or the new
-checkpoint, never half of one, even when the process is killed mid-write.
+``os.replace``-d over the target (:func:`~scratchformers.reference.jsonfile.write_atomically`): a rename is atomic,
+so ``last.pt`` is always either the old or the new checkpoint, never half of one, even when the process is killed
+mid-write.
 """
 from __future__ import annotations
 
-import os
 import pickle
 import random
 from pathlib import Path
@@ -32,6 +32,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from scratchformers.reference.jsonfile import write_atomically
 
 FORMAT = "scratchformers-checkpoint"
 VERSION = 2
@@ -46,15 +48,7 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     """Write ``state`` (plus the format tag) to ``path`` atomically: temp file, fsync, ``os.replace``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as handle:
-            torch.save({"format": FORMAT, "version": VERSION, **state}, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomically(path, lambda handle: torch.save({"format": FORMAT, "version": VERSION, **state}, handle))
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
