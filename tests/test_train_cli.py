@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 
 import pytest
 
@@ -19,7 +21,14 @@ def test_train_prepares_data_trains_samples_and_plots(tmp_path, monkeypatch, cap
                  "--sample-tokens", "10", "--num-samples", "1", *TINY])
     assert code == 0
     out = capsys.readouterr().out
-    assert "preparing the embedded Shakespeare" in out and "--- sample 1 ---" in out and "final val loss" in out
+    assert "preparing the embedded Shakespeare" in out and "--- sample 1 ---" in out
+    final = out.strip().splitlines()[-1]  # the last line: the loss in nats and bits, and the whole job's wall time
+    found = re.fullmatch(r"done: 3 steps \(\d+ ms/step\), final val loss (\d\.\d{4}) nats = (\d\.\d{3}) bits per "
+                         r"character \(best \d\.\d{4}\); checkpoints in \S+; wall time \d+ s", final)
+    assert found, final
+    assert float(found[2]) == pytest.approx(float(found[1]) / math.log(2), abs=1e-3)
+    assert re.search(r"step 3: train loss \d\.\d{4}, val loss \d\.\d{4} \(\d\.\d{3} bits per character, perplexity",
+                     out)
     assert (tmp_path / "data" / "shakespeare_tiny_char" / "meta.json").is_file()
     run = tmp_path / "out" / "shakespeare-cpu"
     assert {"log.jsonl", "last.pt", "best.pt", "curves.png", "samples.txt"} <= {p.name for p in run.iterdir()}
@@ -68,3 +77,10 @@ def test_cli_errors_are_one_line_messages(tmp_path, monkeypatch, capsys):
 def test_flags_override_the_preset():
     config = get_train_config("gpt2-owt", max_steps=100, batch_size=4)
     assert (config.max_steps, config.batch_size, config.max_len) == (100, 4, 1024)
+
+
+def test_the_final_line_reads_its_wall_time_in_minutes_and_seconds():
+    from scratchformers.commands.train import wall_time
+
+    assert [wall_time(s) for s in (0.4, 41.2, 59.6, 372.4, 3600.0)] == ["0 s", "41 s", "1 min 0 s", "6 min 12 s",
+                                                                       "60 min 0 s"]

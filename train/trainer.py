@@ -86,6 +86,17 @@ class TrainResult:
     ms_per_step: float  # training steps only
     out_dir: Path
     samples: list[str] = field(default_factory=list)
+    token_unit: str = "token"  # "character" with a character tokenizer: what a bit per token is per
+
+    @property
+    def val_bits(self) -> float | None:
+        """The final validation loss in bits per token (per character with character tokens): nats / ln 2."""
+        return None if self.val_loss is None else bits(self.val_loss)
+
+
+def bits(nats: float) -> float:
+    """A cross-entropy in nats as bits: nats / ln 2 (the unit of compression papers' bits per character)."""
+    return nats / math.log(2)
 
 
 def choose_amp_dtype(requested: str, device: torch.device) -> tuple[torch.dtype, str]:
@@ -177,6 +188,7 @@ class Trainer:
         self.split = split_global_batch(config.batch_size, config.grad_accum_steps, self.ctx.world_size)
 
         self.meta = ensure_data(config, self.ctx)
+        self.token_unit = "character" if self.meta["tokenizer"].get("kind") == "char" else "token"
         self.model_config = config.model_config(vocab_size=self.meta["vocab_size"])
         check_vocab(self.meta, self.model_config.vocab_size)
 
@@ -409,9 +421,10 @@ class Trainer:
     def _evaluate_and_log(self) -> dict[str, float]:
         metrics = self.evaluate() if self.ctx.is_main else {}
         if self.ctx.is_main:
+            val = metrics["val_loss"]
             self.log({"kind": "eval", "step": self.step, **metrics},
-                     f"step {self.step}: train loss {metrics['train_loss']:.4f}, val loss {metrics['val_loss']:.4f} "
-                     f"(perplexity {metrics['val_ppl']:.2f})")
+                     f"step {self.step}: train loss {metrics['train_loss']:.4f}, val loss {val:.4f} "
+                     f"({bits(val):.3f} bits per {self.token_unit}, perplexity {metrics['val_ppl']:.2f})")
         return metrics
 
     def _evaluate_and_save(self) -> float | None:
@@ -502,7 +515,7 @@ class Trainer:
         ddp.cleanup_distributed(self.ctx)
         steps_run = max(self.step - first_step, 1)
         return TrainResult(status, self.step, val_loss, self.best_val_loss, time.perf_counter() - start,
-                           1000 * train_seconds / steps_run, self.out_dir, samples)
+                           1000 * train_seconds / steps_run, self.out_dir, samples, self.token_unit)
 
     def sample(self) -> list[str]:
         """``num_samples`` continuations of ``sample_prompt``, printed and written to ``samples.txt``."""

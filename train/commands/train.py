@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 
 from scratchformers.train.config import PRESETS, add_config_arguments, config_overrides
 
@@ -30,6 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    start = time.perf_counter()  # the wall time in the final line counts data preparation, samples and plots too
     from scratchformers.train.checkpoint import CheckpointError
     from scratchformers.train.config import get_train_config
     from scratchformers.train.trainer import Trainer
@@ -50,7 +52,13 @@ def run(args: argparse.Namespace) -> int:
     if result.status == "diverged":
         return 1
     if result.val_loss is not None:
-        print(f"done: {result.step} steps in {result.seconds:.0f} s ({result.ms_per_step:.0f} ms/step), "
-              f"final val loss {result.val_loss:.4f} "
-              f"(best {result.best_val_loss:.4f}); checkpoints in {result.out_dir}")
+        print(f"done: {result.step} steps ({result.ms_per_step:.0f} ms/step), final val loss {result.val_loss:.4f} "
+              f"nats = {result.val_bits:.3f} bits per {result.token_unit} (best {result.best_val_loss:.4f}); "
+              f"checkpoints in {result.out_dir}; wall time {wall_time(time.perf_counter() - start)}")
     return 0
+
+
+def wall_time(seconds: float) -> str:
+    """``372.4`` → ``"6 min 12 s"``; under a minute, ``"41 s"``."""
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s" if minutes else f"{rest} s"
