@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -184,13 +185,16 @@ def prepare(args: argparse.Namespace, env: dict[str, str]) -> Path:
 
 
 def timing_of(lines: list[tuple[float, str]], warm: int, steps: int, eval_batches: int) -> dict[str, float]:
-    """Seconds per step (steps ``warm`` → ``steps``), per evaluation batch (the last evaluation, both splits),
-    and the fixed overhead (everything before step ``warm`` that is not ``warm`` steady steps or an evaluation)."""
+    """Seconds per step (the median step from ``warm`` to ``steps``), per evaluation batch (the last evaluation,
+    both splits), and the fixed overhead (everything before step ``warm`` that is not ``warm`` steady steps or an
+    evaluation). The median, not the mean: on a shared virtual machine a step now and then stalls for a second or
+    two while the host runs something else, and one stall in 40 steps would move the mean by 30 %."""
     train = {p.step: p.t for p in cpu_runs.train_points(lines)}
     evals = {p.step: p.t for p in cpu_runs.eval_points(lines)}
-    if warm not in train or steps not in train or steps not in evals:
-        raise ValueError(f"the timing run did not print steps {warm} and {steps} and an evaluation at {steps}")
-    step_s = (train[steps] - train[warm]) / (steps - warm)
+    if any(step not in train for step in range(warm, steps + 1)) or steps not in evals:
+        raise ValueError(f"the timing run did not print every step from {warm} to {steps} and an evaluation at "
+                         f"{steps}")
+    step_s = statistics.median(train[step] - train[step - 1] for step in range(warm + 1, steps + 1))
     eval_s = evals[steps] - train[steps]
     return {"step_s": step_s, "eval_batch_s": eval_s / (2 * eval_batches),
             "overhead_s": train[warm] - warm * step_s - eval_s}
