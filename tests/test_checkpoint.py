@@ -26,7 +26,7 @@ from scratchformers.train.checkpoint import (
 from scratchformers.train.plots import read_log
 
 # On the CPU on any machine: resumed runs must repeat the uninterrupted run's losses exactly (float32, one thread).
-TINY_RUN = ["--device", "cpu", "--num-layers", "1", "--num-heads", "2", "--emb-dim", "32", "--max-len", "16",
+TINY_RUN = ["--device", "cpu", "--dtype", "float32", "--num-layers", "1", "--num-heads", "2", "--emb-dim", "32", "--max-len", "16",
             "--batch-size", "4", "--warmup-steps", "10", "--decay-steps", "300", "--learning-rate", "1e-2",
             "--dropout", "0.1", "--eval-interval", "40", "--eval-batches", "2", "--log-interval", "1",
             "--num-samples", "0", "--no-plot", "--num-threads", "1", "--no-progress"]

@@ -56,6 +56,7 @@ def worker(rank: int, port: int, data_dir: str, out_dir: str) -> None:
         "shakespeare-cpu", data_dir=data_dir, out_dir=out_dir, device="cpu", num_layers=1, num_heads=2, emb_dim=32,
         max_len=16, batch_size=4, grad_accum_steps=4, max_steps=4, warmup_steps=1, eval_interval=2,
         eval_batches=2, log_interval=1, num_samples=0, plot=False, learning_rate=1e-2, shakespeare_variant="tiny",
+        dtype="float32",
     )
     trainer = Trainer(config, progress=False)
     assert trainer.ctx.world_size == WORLD_SIZE and trainer.ctx.rank == rank
@@ -111,7 +112,7 @@ def torchrun_windows(tmp_path: Path, data_dir: Path, nproc: int) -> tuple[list[l
     record.mkdir()
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
                str(script), "train", "--data-dir", str(data_dir), "--shakespeare-variant", "tiny", "--out-dir", str(out),
-               "--device", "cpu", "--num-layers", "1", "--num-heads", "2", "--emb-dim", "32", "--max-len", "16", "--batch-size", "4",
+               "--device", "cpu", "--dtype", "float32", "--num-layers", "1", "--num-heads", "2", "--emb-dim", "32", "--max-len", "16", "--batch-size", "4",
                "--grad-accum-steps", "3", "--max-steps", "3", "--warmup-steps", "1", "--learning-rate", "1e-2",
                "--eval-interval", "3", "--eval-batches", "1", "--log-interval", "1", "--num-samples", "0",
                "--no-plot", "--num-threads", "1", "--no-progress"]
