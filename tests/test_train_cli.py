@@ -4,12 +4,13 @@ from __future__ import annotations
 import json
 import math
 import re
+from dataclasses import fields
 
 import pytest
 
 from scratchformers.train.cli import main
 from scratchformers.train.checkpoint import load_checkpoint
-from scratchformers.train.config import get_train_config
+from scratchformers.train.config import TrainConfig, get_train_config
 
 TINY = ["--num-layers", "1", "--num-heads", "2", "--emb-dim", "32", "--max-len", "16", "--batch-size", "4",
         "--eval-interval", "2", "--eval-batches", "2", "--log-interval", "1", "--num-threads", "1", "--no-progress"]
@@ -80,7 +81,19 @@ def test_flags_override_the_preset():
 
 
 def test_the_final_line_reads_its_wall_time_in_minutes_and_seconds():
-    from scratchformers.commands.train import wall_time
+    from scratchformers.train.commands.train import wall_time
 
     assert [wall_time(s) for s in (0.4, 41.2, 59.6, 372.4, 3600.0)] == ["0 s", "41 s", "1 min 0 s", "6 min 12 s",
                                                                        "60 min 0 s"]
+
+
+def test_every_training_flag_says_what_it_does(capsys):
+    """--help gives each TrainConfig field its comment from the source, then its default."""
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    for f in fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        entry = re.search(re.escape(flag) + r"(?:, --no-\S+)?(?: [A-Z_]+)? (.*?) \(default ", help_text)
+        assert entry and len(entry.group(1)) > 10, flag
+    assert "optimizer steps in the run (default 2500)" in help_text

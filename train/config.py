@@ -11,6 +11,8 @@ Step counts are *optimizer* steps. One step sees the global batch of ``batch_siz
 from __future__ import annotations
 
 import argparse
+import inspect
+import re
 from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Any
 
@@ -35,46 +37,46 @@ class TrainConfig:
     shakespeare_variant: str = "full"  # "full" (5.06 M characters) or "tiny" (1.1 M)
     bpe_merges: int = DEFAULT_BPE_MERGES  # merges of the word BPE, with tokenizer "bpe"
     # model (see GPTConfig)
-    num_layers: int = 4
-    num_heads: int = 4
+    num_layers: int = 4  # transformer blocks
+    num_heads: int = 4  # attention heads per block; emb_dim must divide by it
     emb_dim: int = 128  # d_model, the model's width (GPTConfig's emb_dim = model_dim); the MLP is 4 x wider
     max_len: int = 128  # the context length T (GPTConfig.max_len): tokens per training window
     vocab_size: int = 0  # 0 → the dataset's vocabulary size
-    dropout: float = 0.0
-    bias: bool = True
+    dropout: float = 0.0  # on attention weights, residual branches and embeddings while training
+    bias: bool = True  # biases in the linear layers and LayerNorms, as in GPT-2
     attention: str = "torch_sdpa"  # "reference", "torch_sdpa" or "fast"
     layernorm: str = "torch"  # "reference", "torch" or "fast"
     gelu: str = "reference"  # "reference" (spelled out, op by op) or "torch" (F.gelu: the same function, fused)
     # optimisation
     batch_size: int = 16  # windows per micro-batch
     grad_accum_steps: int = 1  # micro-batches per optimizer step, shared out among the DDP processes
-    max_steps: int = 2500
-    learning_rate: float = 2e-3
+    max_steps: int = 2500  # optimizer steps in the run
+    learning_rate: float = 2e-3  # the peak, reached after warmup_steps, then a cosine decay
     min_lr_factor: float = 0.1  # the schedule ends at learning_rate · min_lr_factor
-    warmup_steps: int = 100
+    warmup_steps: int = 100  # linear warm-up from 0 to learning_rate
     decay_steps: int = 0  # 0 → max_steps: the cosine reaches its floor at the last step
-    weight_decay: float = 0.1
-    beta1: float = 0.9
-    beta2: float = 0.99
+    weight_decay: float = 0.1  # AdamW decay of the 2-D weights and embeddings (not biases or LayerNorm gains)
+    beta1: float = 0.9  # AdamW's first-moment decay
+    beta2: float = 0.99  # AdamW's second-moment decay (GPT-2: 0.95)
     grad_clip: float = 1.0  # 0 → no clipping (the norm is still logged)
     # evaluation, logging, checkpoints
     eval_interval: int = 500  # evaluate and save last.pt (and best.pt) every this many steps, and at the end
     eval_batches: int = 20  # fixed batches per split for each evaluation
-    log_interval: int = 50
+    log_interval: int = 50  # print and log the training loss every this many steps
     # system
     device: str = "auto"  # "auto" → cuda if available, else cpu
-    dtype: str = "auto"  # "auto" → bfloat16 on CUDA, float32 on CPU; or "float16" (with a GradScaler)
-    compile: bool = False
+    dtype: str = "auto"  # "float32", "bfloat16", "float16" (CUDA) or "auto": bf16 where native, else float32 / fp16
+    compile: bool = False  # torch.compile the model (a C++ compiler on CPU; the first steps wait for it)
     sync_every_step: bool = False  # read loss/grad norm every step, no read-ahead: the slow baseline, for benchmarks
     num_threads: int = 0  # CPU threads for torch; 0 → every core this process may use (1 on a busy shared machine)
-    seed: int = 1337
+    seed: int = 1337  # initial weights, batches and samples
     # samples and plots at the end
-    num_samples: int = 2
-    sample_tokens: int = 300
-    sample_prompt: str = "\n"
-    temperature: float = 0.8
+    num_samples: int = 2  # samples printed and saved at the end (0: none)
+    sample_tokens: int = 300  # tokens per sample
+    sample_prompt: str = "\n"  # the text every sample starts from
+    temperature: float = 0.8  # sampling temperature: below 1 sharper, above 1 flatter
     top_k: int = 0  # 0 → no top-k filter
-    plot: bool = True
+    plot: bool = True  # draw the loss curves into the output folder at the end
 
     def __post_init__(self) -> None:
         positive = ("num_layers", "num_heads", "emb_dim", "max_len", "batch_size", "grad_accum_steps",
@@ -185,21 +187,30 @@ def get_train_config(preset: str = "shakespeare-cpu", **overrides: Any) -> Train
     return TrainConfig(**{**PRESETS[preset], **overrides})
 
 
+def field_comments() -> dict[str, str]:
+    """Each :class:`TrainConfig` field's comment on its line in the source: the flags' help."""
+    declarations = (re.match(r"\s+(\w+): [^=]+=.*?#\s*(.*)$", line)
+                    for line in inspect.getsource(TrainConfig).splitlines())
+    return {match.group(1): match.group(2) for match in declarations if match}
+
+
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """One ``--flag`` per :class:`TrainConfig` field. Unset flags are absent from the parsed namespace (they
-    default to ``argparse.SUPPRESS``), so only what the user typed overrides the preset."""
+    """One ``--flag`` per :class:`TrainConfig` field, its help the field's comment. Unset flags are absent from
+    the parsed namespace (they default to ``argparse.SUPPRESS``), so only what the user typed overrides the preset."""
     group = parser.add_argument_group(
         "training configuration", "each flag overrides one field of the preset; the values shown are shakespeare-cpu's"
     )
+    comments = field_comments()
     for f in fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
         default = f.default if f.default is not MISSING else None
+        text = f"{comments.get(f.name, '')} (default {default!r})".strip().replace("%", "%%")
         if isinstance(default, bool):
             group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
-                               help=f"({default})")
+                               help=text)
         else:
             group.add_argument(flag, dest=f.name, type=type(default), default=argparse.SUPPRESS, metavar=f.name.upper(),
-                               help=f"({default!r})")
+                               help=text)
 
 
 def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
