@@ -336,6 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     plan_p.add_argument("--eval-batches", type=int, default=20, help="batches per split and evaluation (default 20)")
     sub.add_parser("report", help="the loss results as a Markdown table")
     args = parser.parse_args(argv)
+    args.out = args.out.resolve()  # the runs start in it: their own paths must not be relative to it
 
     if args.command == "list":
         for name, cand in CANDIDATES.items():

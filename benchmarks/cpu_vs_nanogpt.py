@@ -96,7 +96,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ours", nargs=argparse.REMAINDER, default=[],
                         help="extra `scratchformers train` flags for our run (last option; e.g. --ours --compile)")
     args = parser.parse_args(argv)
-    args.work_dir = args.work_dir or REPO / "out" / (NAME + ("_quick" if args.quick else ""))
+    args.work_dir = (args.work_dir or REPO / "out" / (NAME + ("_quick" if args.quick else ""))).resolve()
     args.out = args.out or (args.work_dir if args.quick else REPO / "benchmarks" / "results")
     args.recipes = [r.strip() for r in args.recipes.split(",") if r.strip()]
     unknown = [r for r in args.recipes if r not in RECIPES]
