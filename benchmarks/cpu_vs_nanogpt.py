@@ -164,14 +164,20 @@ def run_nanogpt(args: argparse.Namespace, recipe: str, data_dir: Path, env: dict
     command = [sys.executable, "train.py", *RECIPES[recipe], *(QUICK_RECIPES[recipe] if args.quick else []),
                f"--dataset={data_dir}", f"--out_dir={out_dir}"]
 
-    def past_t_star(lines: list[tuple[float, str]]) -> bool:
-        """An evaluation after t* has been printed, and a later line too (its checkpoint is written by then)."""
-        evals = cpu_runs.eval_points(lines)
-        return bool(evals) and evals[-1].t > t_star and lines[-1][0] > evals[-1].t
-
     return cpu_runs.run_stamped(recipe, command, cwd=args.nanogpt, env=env,
                                 log_path=args.work_dir / "logs" / f"{recipe}.log",
-                                budget_s=1.25 * t_star + 60.0, enough=past_t_star)
+                                budget_s=1.25 * t_star + 60.0, enough=lambda lines: saved_past(lines, t_star))
+
+
+def saved_past(lines: list[tuple[float, str]], t_star: float) -> bool:
+    """nanoGPT has printed an evaluation after ``t_star`` and has finished saving its checkpoint: it prints
+    "saving checkpoint to ..." *before* ``torch.save``, so only a line after that one (its next "iter" line) says
+    the file is whole. Stopping earlier leaves a truncated ``ckpt.pt`` that ``sample.py`` cannot read."""
+    evals = cpu_runs.eval_points(lines)
+    if not evals or evals[-1].t <= t_star:
+        return False
+    after = [text for t, text in lines if t > evals[-1].t]
+    return any(not text.startswith("saving checkpoint") for text in after)
 
 
 def ours_samples(out_dir: Path) -> str:

@@ -50,6 +50,13 @@ def test_both_trainers_lines_are_read() -> None:
     assert [(p.step, p.value) for p in cpu_runs.train_points(NANOGPT_LINES)] == [(0, 4.3488), (9, 3.8812)]
 
 
+def test_nanogpt_is_stopped_only_once_its_checkpoint_is_saved() -> None:
+    t_star = 3.5  # NANOGPT_LINES: an evaluation at 4.0 s, then "saving checkpoint" (printed before the save)
+    assert not cpu_vs_nanogpt.saved_past(NANOGPT_LINES, t_star)
+    assert cpu_vs_nanogpt.saved_past([*NANOGPT_LINES, (4.6, "iter 10: loss 3.8, time 600.00ms, mfu 0.02%")], t_star)
+    assert not cpu_vs_nanogpt.saved_past([*NANOGPT_LINES, (4.6, "iter 10: loss 3.8")], 4.0)  # no eval after t*
+
+
 def test_value_at_interpolates_between_evaluations_and_holds_the_last() -> None:
     points = [Point(10.0, 0, 4.0), Point(20.0, 100, 3.0), Point(40.0, 200, 2.0)]
     assert cpu_runs.value_at(points, 5.0) is None
@@ -106,10 +113,25 @@ for it in range(int(config["max_iters"]) + 1):
     loss = 4.0 * math.exp(-0.2 * (time.time() - start))
     if it % int(config["eval_interval"]) == 0:
         print(f"step {it}: train loss {loss:.4f}, val loss {loss:.4f}", flush=True)
-        open(os.path.join(config["out_dir"], "ckpt.pt"), "w").write("weights")
-        print(f"saving checkpoint to {config['out_dir']}", flush=True)
+        print(f"saving checkpoint to {config['out_dir']}", flush=True)  # as nanoGPT: the message, then the save
+        with open(os.path.join(config["out_dir"], "ckpt.pt"), "w") as ckpt:
+            ckpt.write("half of the ")
+            ckpt.flush()
+            time.sleep(0.3)
+            ckpt.write("weights")
     print(f"iter {it}: loss {loss:.4f}, time 20.00ms, mfu 0.00%", flush=True)
     time.sleep(0.02)
+'''
+
+
+FAKE_SAMPLE = '''
+"""Stand-in for nanoGPT's sample.py: fails, as torch.load would, on a checkpoint that was cut off mid-write."""
+import sys
+out_dir = next(arg.split("=", 1)[1] for arg in sys.argv[1:] if arg.startswith("--out_dir="))
+if open(out_dir + "/ckpt.pt").read() != "half of the weights":
+    sys.exit("RuntimeError: PytorchStreamReader failed reading zip archive")
+print("Overriding: device = cpu")
+print("ROMEO:\\nA fake sample.")
 '''
 
 
@@ -118,7 +140,7 @@ def fake_nanogpt(tmp_path: Path) -> Path:
     root = tmp_path / "nanoGPT"
     (root / "config").mkdir(parents=True)
     (root / "train.py").write_text(FAKE_TRAIN)
-    (root / "sample.py").write_text('print("Overriding: device = cpu")\nprint("ROMEO:\\nA fake sample.")\n')
+    (root / "sample.py").write_text(FAKE_SAMPLE)
     (root / "model.py").write_text("")
     (root / "configurator.py").write_text("")
     (root / "config" / "train_shakespeare_char.py").write_text("eval_interval = 250\nmax_iters = 5000\n")
