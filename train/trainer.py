@@ -403,11 +403,9 @@ class Trainer:
         self._nonfinite |= ~torch.isfinite(loss)
         if not self.scaler.is_enabled():  # fp16: inf gradients are the scaler's business (it skips the step)
             self._nonfinite |= ~torch.isfinite(grad_norm)
+        figures = None
         if check or (stop.requested and not self.ctx.enabled):
             figures = self._read_figures(loss, grad_norm, stop)
-        else:
-            figures = None
-        if figures is not None:
             self._last_checked_step = self.step + 1
             if not figures.finite:
                 self.optimizer.zero_grad(set_to_none=True)
