@@ -67,8 +67,14 @@ def setup_distributed(device: str = "auto") -> DistContext:
 
 
 def cleanup_distributed(ctx: DistContext) -> None:
-    """Leave the process group (a no-op for a single process)."""
+    """Leave the process group, all processes together (a no-op for a single process).
+
+    Process 0 still evaluates, samples and plots after the last step while the others are done; a process that
+    tears down its gloo connections then can abort ("terminate called without an active exception") while its peers
+    are still connected. The barrier makes every process leave at the same moment, as ``destroy_process_group``
+    expects."""
     if ctx.enabled and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 
