@@ -14,17 +14,34 @@ This front door only re-exports the most used names (and, in a bare checkout, ma
 """
 from __future__ import annotations
 
+import importlib.machinery
+import importlib.util
+import sys
 from pathlib import Path
 
-# Where reference/, fast/, kernels/ and train/ come from. Installed (wheel or editable), pyproject's package-dir maps
-# them onto scratchformers.*. In a bare checkout (PYTHONPATH=<repo>, nothing installed) the repository root joins this
-# package's search path, so scratchformers.kernels is <repo>/kernels; never inside site-packages, where the parent
-# folder holds every other installed package. The folders have no __init__.py: from the root, a plain `import
-# kernels` (or fast, reference, train) always finds an installed package of that name before the repository's folder.
+# Where reference/, fast/, kernels/ and train/ come from. Installed (a wheel, or editable), pyproject's package-dir
+# maps them onto scratchformers.*. In a bare checkout (PYTHONPATH=<repo>, nothing installed from it) each of these
+# folders, and nothing else of the repository, is mapped here as the subpackage of its name. The folders have no
+# __init__.py: from the root, a plain `import kernels` (or fast, reference, train) always finds an installed package
+# of that name before the repository's folder.
 _ROOT = Path(__file__).resolve().parent.parent
-if (_ROOT / "pyproject.toml").is_file() and (_ROOT / "kernels").is_dir() and _ROOT.name not in ("site-packages",
-                                                                                                 "dist-packages"):
-    __path__.append(str(_ROOT))
+_FOLDERS = ("reference", "fast", "kernels", "train")
+
+
+def _map_bare_checkout_folders() -> None:
+    if not (_ROOT / "pyproject.toml").is_file() or _ROOT.name in ("site-packages", "dist-packages"):
+        return
+    for folder in _FOLDERS:
+        name, path = f"{__name__}.{folder}", str(_ROOT / folder)
+        installed = importlib.util.find_spec(name)  # an installed mapping (editable) of this very checkout?
+        if installed is not None and list(installed.submodule_search_locations or []) == [path]:
+            continue
+        spec = importlib.machinery.ModuleSpec(name, None, is_package=True)
+        spec.submodule_search_locations = [path]
+        sys.modules[name] = globals()[folder] = importlib.util.module_from_spec(spec)
+
+
+_map_bare_checkout_folders()
 
 from scratchformers.reference.bpe import WordBPE
 from scratchformers.reference.bytebpe import ByteLevelBPE
