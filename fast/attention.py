@@ -15,7 +15,12 @@ from typing import Optional
 
 import torch
 
-from scratchformers.fast.runtime import FLOAT_DTYPES, autocast_to_lower_precision, check_fast_available
+from scratchformers.fast.runtime import (
+    FLOAT_DTYPES,
+    autocast_dtype,
+    autocast_to_lower_precision,
+    check_fast_available,
+)
 from scratchformers.fast.softmax import softmax
 from scratchformers.kernels.limits import MAX_HEAD_DIM
 from scratchformers.reference.attention import visibility_mask
@@ -103,9 +108,9 @@ def _check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attention_mask
     if k.shape != v.shape or k.shape[:2] != (B, H) or k.shape[3] != D:
         raise ValueError(f"expected q (B, H, Tq, D) and k, v (B, H, Tk, D); got {tuple(q.shape)}, {tuple(k.shape)}, "
                          f"{tuple(v.shape)}")
-    dtypes = {q.dtype, k.dtype, v.dtype}
-    if torch.is_autocast_enabled(q.device.type) and dtypes <= set(FLOAT_DTYPES):
-        dtypes = {torch.get_autocast_dtype(q.device.type)}  # what the ops will see (autocast casts them)
+    dtypes, autocast = {q.dtype, k.dtype, v.dtype}, autocast_dtype(q.device)
+    if autocast is not None and dtypes <= set(FLOAT_DTYPES):
+        dtypes = {autocast}  # what the ops will see (autocast casts them)
     if len(dtypes) != 1 or not dtypes <= set(FLOAT_DTYPES):
         raise TypeError(f"q, k, v must share one dtype among float32/float16/bfloat16; got {q.dtype}, {k.dtype}, "
                         f"{v.dtype}")

@@ -29,6 +29,8 @@ def interpreting() -> bool:
 def check_fast_available(device: torch.device | str) -> None:
     """Raise one clear ``RuntimeError`` if the fast (Triton) path cannot run on ``device``; return None if it can."""
     device = torch.device(device)
+    if device.type == "meta":
+        return  # shapes only, as with F.scaled_dot_product_attention: the ops' fake implementations answer
     if not _TRITON_INSTALLED:
         raise RuntimeError("The fast path needs Triton, which is not installed (`pip install triton`; it ships with "
                            "CUDA builds of PyTorch on Linux). " + _HOW)
@@ -48,6 +50,13 @@ def check_fast_available(device: torch.device | str) -> None:
 
 # Autocast keys of the devices the fast path runs on (CUDA, and CPU under the interpreter).
 _AUTOCAST_KEYS = {"cpu": "AutocastCPU", "cuda": "AutocastCUDA"}
+
+
+def autocast_dtype(device: torch.device) -> torch.dtype | None:
+    """The dtype autocast casts to on ``device`` now, or None where autocast is off (or has no meaning: meta)."""
+    if device.type in _AUTOCAST_KEYS and torch.is_autocast_enabled(device.type):
+        return torch.get_autocast_dtype(device.type)
+    return None
 _LIBRARY = torch.library.Library("scratchformers", "IMPL")  # holds the autocast kernels registered below
 
 
