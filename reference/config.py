@@ -29,6 +29,13 @@ Positional = Literal["learned", "sinusoidal"]
 
 GPT2_SMALL_WIDTH = 768  # d_model when neither emb_dim nor model_dim is given
 
+# The fields that say what function the weights compute. A checkpoint's weights mean something only with its own
+# values of these: some change shapes (emb_dim), others none (num_heads splits the same weights into other heads).
+# The remaining fields choose implementations (attention, layernorm, gelu) or training settings (dropout,
+# weight_decay), which may change between runs of the same weights.
+ARCHITECTURE_FIELDS = ("max_len", "emb_dim", "model_dim", "num_layers", "num_heads", "mlp_dim", "vocab_size", "bias",
+                       "layer_norm_eps", "positional")
+
 
 @dataclass
 class GPTConfig:

@@ -73,9 +73,10 @@ def sample_next_token(
     return torch.multinomial(probs, num_samples=1, generator=generator)  # (B, 1)
 
 
-def _check_sampling_arguments(
+def check_sampling_arguments(
     max_new_tokens: int, temperature: float, top_k: int | None, top_p: float | None
 ) -> None:
+    """Raise ``ValueError`` naming the first argument of :func:`generate` that is out of range."""
     if not isinstance(max_new_tokens, int) or isinstance(max_new_tokens, bool) or max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be an integer ≥ 0, got {max_new_tokens!r}")
     if not isinstance(temperature, (int, float)) or not math.isfinite(temperature) or temperature < 0:
@@ -193,7 +194,7 @@ def generate(
     alone. ``use_cache`` switches the KV cache (same tokens, faster; see the module docstring). The model runs in
     eval mode without gradients; its previous mode is restored afterwards.
     """
-    _check_sampling_arguments(max_new_tokens, temperature, top_k, top_p)
+    check_sampling_arguments(max_new_tokens, temperature, top_k, top_p)
     device = model.transformer.wte.weight.device
     idx = _as_batch(prompt, tokenizer, device)
     _check_ids(idx, model.config.vocab_size)

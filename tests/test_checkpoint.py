@@ -20,6 +20,7 @@ from scratchformers.train.checkpoint import (
     capture_rng_state,
     load_checkpoint,
     load_model_state,
+    model_from_checkpoint,
     restore_rng_state,
     save_checkpoint,
 )
@@ -153,6 +154,16 @@ def test_architecture_mismatch_is_explained():
     deeper = GPT(GPTConfig(max_len=8, emb_dim=8, num_layers=2, num_heads=2, vocab_size=5))
     with pytest.raises(CheckpointError, match="missing"):
         load_model_state(deeper, small.state_dict())
+
+
+def test_model_from_checkpoint_keeps_the_architecture():
+    """Overrides choose implementations (attention, layernorm, gelu) and dropout; num_heads would read the same
+    weights as other heads, so it is refused."""
+    model = GPT(GPTConfig(max_len=8, emb_dim=8, num_layers=1, num_heads=2, vocab_size=5))
+    state = {"model_config": model.config.to_dict(), "model": model.state_dict()}
+    assert model_from_checkpoint(state, attention="torch_sdpa").config.attention == "torch_sdpa"
+    with pytest.raises(ValueError, match=r"\['num_heads'\] define the model the weights belong to"):
+        model_from_checkpoint(state, num_heads=4)
 
 
 def test_resume_from_a_corrupt_checkpoint_is_a_clear_cli_error(char_data, tmp_path, capsys):

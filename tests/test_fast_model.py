@@ -117,3 +117,18 @@ def test_gpt_mini_training_curves_match_on_gpu() -> None:
     reference, fast = curves
     assert reference[-20:].mean() < 2.8  # it learned something
     assert (fast - reference).abs().max() < 0.05
+
+
+def test_fast_model_runs_on_meta_tensors_as_sdpa_does() -> None:
+    """Shapes only (no kernel runs, no interpreter needed): a model built on the meta device gives meta logits and
+    gradients, as with F.scaled_dot_product_attention."""
+    from scratchformers.fast.attention import flash_attention
+
+    q = torch.empty(2, 3, 5, 8, device="meta", requires_grad=True)
+    out = flash_attention(q, q, q, causal=True)
+    out.sum().backward()
+    assert (out.shape, out.device.type, q.grad.shape) == ((2, 3, 5, 8), "meta", (2, 3, 5, 8))
+    with torch.device("meta"):
+        model = GPT(GPTConfig(**SMALL, attention="fast", layernorm="fast"))
+        logits, loss = model(torch.zeros(2, 7, dtype=torch.long), torch.zeros(2, 7, dtype=torch.long))
+    assert logits.shape == (2, 7, 61) and loss.device.type == "meta"

@@ -80,3 +80,45 @@ def test_missing_lightning_is_a_clear_error():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert result.returncode != 0
     assert "pip install 'scratchformers[lightning]'" in result.stderr
+
+
+def test_load_from_checkpoint_refuses_another_architecture(tmp_path):
+    """``num_heads=4`` on a 2-head checkpoint changes no shape but reads the weights as other heads: refused,
+    naming both values; an implementation (``attention``) may change."""
+    from scratchformers.train.checkpoint import CheckpointError
+
+    model = GPT2(vocab_size=50, max_steps=10, **MODEL)
+    torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams),
+                "pytorch-lightning_version": pl.__version__}, tmp_path / "m.ckpt")
+    with pytest.raises(CheckpointError, match=r"num_heads=4 \(the checkpoint's is 2\)"):
+        GPT2.load_from_checkpoint(tmp_path / "m.ckpt", num_heads=4)
+    assert GPT2.load_from_checkpoint(tmp_path / "m.ckpt", attention="reference").config.attention == "reference"
+
+
+def test_load_from_checkpoint_of_another_file_names_its_loader(char_data, tmp_path):
+    from scratchformers.train.checkpoint import CheckpointError
+    from scratchformers.train.config import get_train_config
+    from scratchformers.train.trainer import Trainer
+
+    config = get_train_config(data_dir=char_data, shakespeare_variant="tiny", out_dir=str(tmp_path / "run"),
+                              num_layers=1, num_heads=2, emb_dim=32, max_len=16, batch_size=4, max_steps=1,
+                              eval_interval=1, eval_batches=1, num_samples=0, plot=False, num_threads=1)
+    Trainer(config, progress=False).fit()
+    with pytest.raises(CheckpointError, match=r"was written by `scratchformers train`, not by Lightning; load it "
+                                              r"with scratchformers\.train\.checkpoint\.load_checkpoint"):
+        GPT2.load_from_checkpoint(tmp_path / "run" / "last.pt")
+    (tmp_path / "garbage.ckpt").write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(CheckpointError, match="is not a Lightning checkpoint"):
+        GPT2.load_from_checkpoint(tmp_path / "garbage.ckpt")
+
+
+def test_fit_with_a_vocabulary_smaller_than_the_data_is_one_clear_error():
+    data = torch.randint(0, 60, (8, 17))
+    loader = DataLoader(torch.utils.data.TensorDataset(data[:, :-1], data[:, 1:]), batch_size=4)
+    model = GPT2(vocab_size=40, max_steps=2, **MODEL)
+    trainer = pl.Trainer(max_steps=2, accelerator="cpu", logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False)
+    top = int(data.max())
+    with pytest.raises(ValueError, match=rf"the data holds token id {top}, but this GPT2 has vocab_size=40: build it "
+                                         rf"with vocab_size of at least {top + 1}"):
+        trainer.fit(model, loader)

@@ -126,3 +126,30 @@ def test_front_door_exports_resolve() -> None:
     for name in scratchformers.__all__:
         assert getattr(scratchformers, name) is not None, name
     assert scratchformers.count_parameters(scratchformers.get_config("gpt2")) == 124_439_808
+
+
+def test_only_the_library_folders_are_mapped() -> None:
+    """Installed (the test suite runs on `pip install -e .`) or bare, scratchformers.* holds the library's folders and
+    nothing else of the repository: no scratchformers.tests or .benchmarks, no scratchformers.scratchformers, and
+    walking the package (what pdoc and sphinx autosummary do) ends."""
+    import importlib
+    import pkgutil
+
+    for name in ("scratchformers.tests", "scratchformers.benchmarks", "scratchformers.scratchformers",
+                 "scratchformers.tools"):
+        with pytest.raises(ModuleNotFoundError):
+            importlib.import_module(name)
+    names = [module.name for module in pkgutil.walk_packages(scratchformers.__path__, "scratchformers.")]
+    assert len(names) < 200 and not any(".scratchformers." in name for name in names)
+
+
+def test_the_bare_checkout_maps_exactly_the_library_folders(bare_checkout: pathlib.Path, tmp_path) -> None:
+    probe = ("import importlib, scratchformers, scratchformers.train.commands.train\n"
+             "for name in ('tests', 'benchmarks', 'scratchformers', 'tools', 'notebooks'):\n"
+             "    try:\n"
+             "        importlib.import_module('scratchformers.' + name)\n"
+             "    except ModuleNotFoundError:\n"
+             "        continue\n"
+             "    raise SystemExit('scratchformers.' + name + ' should not import')\n")
+    env = {**os.environ, "PYTHONPATH": str(bare_checkout)}
+    subprocess.run([sys.executable, "-c", probe], check=True, cwd=tmp_path, env=env)

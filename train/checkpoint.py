@@ -25,8 +25,10 @@ mid-write.
 """
 from __future__ import annotations
 
+import errno
 import pickle
 import random
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -44,11 +46,32 @@ class CheckpointError(ValueError):
     """A checkpoint file that is corrupt, truncated, not ours, or does not fit the model."""
 
 
+class DiskFullError(OSError):
+    """The disk filled up while a checkpoint was being written; the file it was to replace is untouched."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)  # the message alone, without OSError's "[Errno 28]" prefix
+
+
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
-    """Write ``state`` (plus the format tag) to ``path`` atomically: temp file, fsync, ``os.replace``."""
+    """Write ``state`` (plus the format tag) to ``path`` atomically: temp file, fsync, ``os.replace``.
+
+    Raises:
+        DiskFullError: the disk filled up; ``path`` still holds the previous checkpoint, whole, and the partial
+            temporary file is gone.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(path, lambda handle: torch.save({"format": FORMAT, "version": VERSION, **state}, handle))
+    try:
+        write_atomically(path, lambda handle: torch.save({"format": FORMAT, "version": VERSION, **state}, handle))
+    except (OSError, RuntimeError) as error:
+        # torch's zip writer reports a short write as "[enforce fail at inline_container.cc:...] unexpected pos
+        # ...", not as the OSError underneath; a full disk is the usual cause.
+        full = getattr(error, "errno", None) == errno.ENOSPC or "inline_container" in str(error)
+        if not full:
+            raise
+        kept = "the previous checkpoint is intact" if path.is_file() else "nothing was written"
+        raise DiskFullError(errno.ENOSPC, f"disk full while writing {path}; {kept}") from None
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -65,6 +88,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # a damaged file fails anywhere in the unpickler, with any exception type
+        if is_lightning_checkpoint(path):
+            raise CheckpointError(f"{path} is a PyTorch Lightning checkpoint; {LIGHTNING_LOADER}") from None
         if isinstance(error, pickle.UnpicklingError) and "global" in str(error):
             raise CheckpointError(
                 f"{path} holds Python objects other than tensors and plain values, so it is not loaded "
@@ -76,10 +101,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             "Use the other checkpoint in the folder (best.pt / last.pt) or start again without --resume."
         ) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise CheckpointError(
-            f"{path} is a readable torch file but not a scratchformers training checkpoint (no "
-            f"format={FORMAT!r} tag); to sample from Hugging Face GPT-2 weights use `scratchformers sample --hf DIR`"
-        )
+        if is_lightning_checkpoint(path):
+            raise CheckpointError(f"{path} is a PyTorch Lightning checkpoint; {LIGHTNING_LOADER}")
+        raise CheckpointError(f"{path} is a readable torch file but not a scratchformers training checkpoint (no "
+                              f"format={FORMAT!r} tag); {_what_to_use(state)}")
     if state.get("version") == 1:
         _upgrade_version_1(state)
     if state.get("version") != VERSION:
@@ -90,6 +115,42 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if missing:
         raise CheckpointError(f"{path} is missing {missing}; it was not written by the training loop")
     return state
+
+
+LIGHTNING_LOADER = ("load it in Python with scratchformers.train.lightning.GPT2.load_from_checkpoint(path); the "
+                    "scratchformers commands read the checkpoints that `scratchformers train` writes")
+
+
+OUR_LOADER = ("load it with scratchformers.train.checkpoint.load_checkpoint(path) and model_from_checkpoint(state), "
+              "or use it with `scratchformers sample --checkpoint PATH`")
+
+
+def _pickle_mentions(path: str | Path, marker: bytes) -> bool:
+    """Whether ``path`` is a torch zip file whose pickle holds ``marker`` (read without unpickling anything)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            pickles = [name for name in archive.namelist() if name.endswith("/data.pkl")]
+            return any(marker in archive.read(name) for name in pickles)
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def is_lightning_checkpoint(path: str | Path) -> bool:
+    """Whether ``path`` is a checkpoint written by PyTorch Lightning (its pickle names Lightning's version key)."""
+    return _pickle_mentions(path, b"pytorch-lightning_version")
+
+
+def is_our_checkpoint(path: str | Path) -> bool:
+    """Whether ``path`` is a checkpoint written by :func:`save_checkpoint` (its pickle holds the format tag)."""
+    return _pickle_mentions(path, FORMAT.encode())
+
+
+def _what_to_use(state: Any) -> str:
+    """What reads a torch file that is neither our checkpoint nor Lightning's."""
+    if isinstance(state, dict) and state and all(isinstance(value, torch.Tensor) for value in state.values()):
+        return ("it holds bare weights (a state_dict) without the configuration and tokenizer a checkpoint records; "
+                "load them with GPT(config).load_state_dict(...), or for Hugging Face GPT-2 weights use --hf DIR")
+    return "for Hugging Face GPT-2 weights use --hf DIR"
 
 
 def _upgrade_version_1(state: dict[str, Any]) -> None:
@@ -148,9 +209,12 @@ def _as_python_state(value: Any) -> Any:
 def model_from_checkpoint(state: dict[str, Any], **overrides: Any) -> nn.Module:
     """The trained :class:`GPT` of a loaded checkpoint, in eval mode; ``overrides`` change GPTConfig fields
     that do not touch the weights (``attention``, ``layernorm``, ``gelu``, ``dropout``)."""
-    from scratchformers.reference.config import GPTConfig
+    from scratchformers.reference.config import ARCHITECTURE_FIELDS, GPTConfig
     from scratchformers.reference.model import GPT
 
+    fixed = sorted(set(overrides) & set(ARCHITECTURE_FIELDS))
+    if fixed:
+        raise ValueError(f"model_from_checkpoint: {fixed} define the model the weights belong to and cannot change")
     model = GPT(GPTConfig.from_dict({**state["model_config"], **overrides}))
     load_model_state(model, state["model"])
     return model.eval()

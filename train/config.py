@@ -17,6 +17,7 @@ from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Any
 
 from scratchformers.reference.config import GPTConfig
+from scratchformers.reference.generate import check_sampling_arguments
 from scratchformers.train.data import VARIANTS
 from scratchformers.train.datasets import DEFAULT_BPE_MERGES, default_data_dir
 
@@ -94,6 +95,7 @@ class TrainConfig:
             )
         if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
             raise ValueError(f"dtype must be 'auto', 'float32', 'bfloat16' or 'float16', got {self.dtype!r}")
+        check_sampling_arguments(self.sample_tokens, self.temperature, self.top_k or None, None)
         if self.shakespeare_variant not in VARIANTS:
             raise ValueError(f"shakespeare_variant must be 'full' or 'tiny', got {self.shakespeare_variant!r}")
         self.model_config(vocab_size=max(self.vocab_size, 1))  # validates the model fields early

@@ -134,6 +134,14 @@ def recorded_spec(meta: dict[str, Any]) -> DatasetSpec | None:
         return None
 
 
+def describe_data(meta: dict[str, Any]) -> str:
+    """What a dataset's ``meta.json`` holds, for messages: ``shakespeare (tiny, char tokenizer), 65 tokens in its
+    vocabulary``."""
+    spec = recorded_spec(meta)
+    what = spec.describe() if spec is not None else f"{meta.get('tokenizer', {}).get('kind', 'unknown')} tokens"
+    return f"{what}, {meta.get('vocab_size', '?')} tokens in its vocabulary"
+
+
 # The TrainConfig field behind each DatasetSpec field (the `scratchformers train` flag is --<field with dashes>).
 CONFIG_FIELDS = {"name": "dataset", "tokenizer": "tokenizer", "variant": "shakespeare_variant",
                  "bpe_merges": "bpe_merges"}

@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
 from torch import nn
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -42,10 +45,28 @@ class DistContext:
 
 
 def resolve_device(device: str) -> torch.device:
-    """``"auto"`` → ``cuda`` when available, else ``cpu``; anything else as given."""
+    """``"auto"`` → ``cuda`` when available, else ``cpu``; anything else as given, if this machine has it.
+
+    Raises:
+        ValueError: not a device name, or a CUDA device where torch sees none (one line saying which).
+    """
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"--device {device!r} is not a device: use auto, cpu, cuda or cuda:N") from None
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            build = "this torch is a CPU-only build" if torch.version.cuda is None else "no CUDA GPU is visible"
+            raise ValueError(f"--device {device}: {build}; use --device cpu (or auto)")
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise ValueError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+    elif resolved.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"--device {device}: this machine has no Apple GPU (MPS); use --device cpu (or auto)")
+    elif resolved.type not in ("cpu", "mps"):
+        raise ValueError(f"--device {device}: use auto, cpu, cuda, cuda:N or mps")
+    return resolved
 
 
 def setup_distributed(device: str = "auto") -> DistContext:
@@ -105,6 +126,25 @@ def barrier(ctx: DistContext) -> None:
     """Wait until every process reaches this point."""
     if ctx.enabled:
         dist.barrier()
+
+
+def on_main_or_raise(action: Callable[[], T], ctx: DistContext) -> T | None:
+    """``action()`` on process 0 only (None elsewhere); if it raises, every process raises: process 0 its own
+    error, the others one that points to it (rather than waiting forever at the next collective)."""
+    result, error = None, None
+    if ctx.is_main:
+        try:
+            result = action()
+        except Exception as caught:  # re-raised below, after the other processes have heard of it
+            error = caught
+    if ctx.enabled:
+        failed = torch.tensor([float(error is not None)], device=ctx.device)
+        dist.broadcast(failed, src=0)
+        if not ctx.is_main and failed.item():
+            raise RuntimeError("process 0 stopped the run at start-up (its message says why)")
+    if error is not None:
+        raise error
+    return result
 
 
 @contextlib.contextmanager

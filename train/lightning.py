@@ -19,7 +19,10 @@ with the warmup + cosine schedule of :func:`~scratchformers.train.optim.lr_at`, 
 """
 from __future__ import annotations
 
-from typing import Any
+import pickle
+from dataclasses import fields
+from pathlib import Path
+from typing import IO, Any
 
 import torch
 
@@ -31,8 +34,9 @@ except ImportError as error:  # an optional extra: say how to get it instead of 
         "(or pip install lightning). The built-in loop, `scratchformers train`, does not need it."
     ) from error
 
-from scratchformers.reference.config import GPTConfig
+from scratchformers.reference.config import ARCHITECTURE_FIELDS, GPTConfig
 from scratchformers.reference.model import GPT
+from scratchformers.train.checkpoint import OUR_LOADER, CheckpointError, is_lightning_checkpoint, is_our_checkpoint
 from scratchformers.train.optim import lr_at, make_optimizer
 
 
@@ -63,9 +67,55 @@ class GPT2(GPT, pl.LightningModule):
     ) -> None:
         super().__init__(GPTConfig(**model_config))
         self.save_hyperparameters()
+        self._ids_checked = False
+
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path: str | Path | IO, *args: Any, **kwargs: Any) -> GPT2:
+        """Lightning's ``load_from_checkpoint``, with clear errors for a file that is not a Lightning checkpoint
+        (instead of ``KeyError: 'pytorch-lightning_version'``), naming the loader that reads it, and for keyword
+        arguments that would read the weights as another model (``num_heads=4`` on a 2-head checkpoint splits the
+        same weights into other heads). Implementations (``attention="fast"``, ...) and ``dropout`` may change."""
+        overrides = {name: value for name, value in kwargs.items() if name in ARCHITECTURE_FIELDS}
+        if overrides:
+            cls._check_architecture(checkpoint_path, overrides)
+        try:
+            return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
+        except (KeyError, pickle.UnpicklingError, RuntimeError, EOFError) as error:
+            if not isinstance(checkpoint_path, (str, Path)) or is_lightning_checkpoint(checkpoint_path):
+                raise
+            if is_our_checkpoint(checkpoint_path):
+                raise CheckpointError(f"{checkpoint_path} was written by `scratchformers train`, not by Lightning; "
+                                      f"{OUR_LOADER}") from None
+            reason = (str(error).strip().splitlines() or [""])[0]
+            raise CheckpointError(f"{checkpoint_path} is not a Lightning checkpoint ({type(error).__name__}: "
+                                  f"{reason})") from None
+
+    @staticmethod
+    def _check_architecture(checkpoint_path: str | Path | IO, overrides: dict[str, Any]) -> None:
+        """Lightning merges keyword arguments into the checkpoint's hyper-parameters before any hook sees them, so
+        the saved values are read here first (memory-mapped: the weights are not read)."""
+        saved = torch.load(checkpoint_path, map_location="cpu", weights_only=True, mmap=True)["hyper_parameters"]
+        names = {f.name for f in fields(GPTConfig)}
+        model = GPTConfig(**{name: value for name, value in saved.items() if name in names})
+        changed = [f"{name}={value!r} (the checkpoint's is {getattr(model, name)!r})"
+                   for name, value in overrides.items() if value != getattr(model, name)]
+        if changed:
+            raise CheckpointError(f"{checkpoint_path} holds another model than the one asked for: "
+                                  f"{'; '.join(changed)}. Load it without those arguments")
+
+    def _check_ids(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        """On the first batch only (one host sync): every token id must have a row in the embedding table."""
+        if self._ids_checked:
+            return
+        top = int(torch.maximum(x.max(), y.max()))
+        if top >= self.config.vocab_size:
+            raise ValueError(f"the data holds token id {top}, but this GPT2 has vocab_size={self.config.vocab_size}:"
+                             f" build it with vocab_size of at least {top + 1} (the data's vocabulary)")
+        self._ids_checked = True
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y = batch  # (B, T), (B, T)
+        self._check_ids(x, y)
         _, loss = self(x, y)
         self.log("train_loss", loss, prog_bar=True)
         self.log("lr", self.optimizers().param_groups[0]["lr"])
@@ -73,6 +123,7 @@ class GPT2(GPT, pl.LightningModule):
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y = batch
+        self._check_ids(x, y)
         _, loss = self(x, y)
         self.log("val_loss", loss, prog_bar=True)
         return loss

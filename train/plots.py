@@ -7,17 +7,33 @@ from typing import Any
 
 
 def read_log(path: str | Path) -> list[dict[str, Any]]:
-    """The records of a ``log.jsonl`` file (a half-written last line is skipped)."""
+    """The records of a ``log.jsonl`` file, one JSON object per line.
+
+    A half-written last line (a run killed mid-write) is skipped; any other line that is not a JSON object means
+    the file is not a training log, and raises ``ValueError`` naming the line.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no training log at {path}")
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     records = []
-    for line in path.read_text().splitlines():
+    for number, line in enumerate(lines, start=1):
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
         except json.JSONDecodeError:
-            continue
+            record = None
+        if not isinstance(record, dict):
+            if number == len(lines):
+                break
+            raise ValueError(f"{path} is not a training log: line {number} is not a JSON record: {line[:60]!r}")
+        records.append(record)
     return records
+
+
+def png_path(path: str | Path) -> Path:
+    """The file matplotlib writes for ``path``: a name without a suffix gets ``.png``."""
+    path = Path(path)
+    return path if path.suffix else path.with_name(path.name + ".png")
 
 
 def plot_log(log_path: str | Path, out_path: str | Path) -> Path:
@@ -30,12 +46,13 @@ def plot_log(log_path: str | Path, out_path: str | Path) -> Path:
     records = read_log(log_path)
     train = [r for r in records if r.get("kind") == "train"]
     evals = [r for r in records if r.get("kind") == "eval"]
-    if not train and not evals:
-        raise ValueError(f"{log_path} has no training or evaluation records to plot")
 
     def column(rows: list[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:
-        rows = [r for r in rows if key in r]
+        rows = [r for r in rows if isinstance(r.get(key), (int, float)) and isinstance(r.get("step"), int)]
         return [r["step"] for r in rows], [r[key] for r in rows]
+
+    if not any(column(rows, key)[0] for rows, key in ((train, "loss"), (evals, "val_loss"))):
+        raise ValueError(f"{log_path} has no training or evaluation losses to plot")
 
     fig, (ax_loss, ax_lr, ax_norm) = plt.subplots(3, 1, figsize=(8, 9), sharex=True)
     ax_loss.plot(*column(train, "loss"), label="train (step)", alpha=0.5, linewidth=1)
@@ -52,7 +69,7 @@ def plot_log(log_path: str | Path, out_path: str | Path) -> Path:
         ax.grid(alpha=0.3)
     fig.suptitle(Path(log_path).parent.name)
     fig.tight_layout()
-    out_path = Path(out_path)
+    out_path = png_path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_path, dpi=100)
     plt.close(fig)

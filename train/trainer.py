@@ -52,6 +52,8 @@ from typing import Any
 
 import torch
 
+from scratchformers.reference.config import ARCHITECTURE_FIELDS
+from scratchformers.reference.generate import encode_prompt
 from scratchformers.reference.model import GPT
 from scratchformers.train import ddp
 from scratchformers.train.batches import MemmapBatches, StepBatches, split_global_batch
@@ -64,14 +66,21 @@ from scratchformers.train.checkpoint import (
     save_checkpoint,
 )
 from scratchformers.train.config import TrainConfig
+from scratchformers.train.datasets import describe_data
 from scratchformers.train.metrics import flops_per_token, memory_mb, peak_flops
 from scratchformers.train.optim import lr_at, make_optimizer, set_lr
 from scratchformers.train.prepare import check_vocab, ensure_data
 from scratchformers.train.progress import progress_bar, write
+from scratchformers.train.run_dir import RunLock, claim
+from scratchformers.train.tokenizers import load_tokenizer
 
 LOG_FILE = "log.jsonl"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 FP16_FALLBACK = "this GPU has no native bfloat16: float16 autocast with a gradient scaler instead"
+
+
+class NothingToDo(Exception):
+    """A resumed run that has already reached its ``max_steps``: there is nothing to train."""
 
 
 @dataclass
@@ -182,14 +191,21 @@ class StepFigures:
 class Trainer:
     """Builds the model, optimizer and data from a :class:`TrainConfig` and runs :meth:`fit`.
 
+    The output folder is claimed first, before anything else is read or written (see :mod:`.run_dir`): it is
+    locked for this run until :meth:`fit` returns (or :meth:`release`), and a fresh run refuses a folder that holds
+    another run's files unless ``overwrite``.
+
     Args:
         config: the run's configuration.
         resume_state: a checkpoint dict to continue from, or None for a fresh run. :meth:`resume` reads it from
             ``last.pt`` and lets it go once it is loaded; a caller that passes its own dict holds on to it.
         progress: show a progress report (on process 0; see :mod:`.progress`).
+        overwrite: a fresh run replaces a run found in the output folder (its files are removed first).
+        allow_data_change: resume on data whose content differs from the data the checkpoint was trained on.
     """
 
-    def __init__(self, config: TrainConfig, resume_state: dict[str, Any] | None = None, progress: bool = True) -> None:
+    def __init__(self, config: TrainConfig, resume_state: dict[str, Any] | None = None, progress: bool = True,
+                 overwrite: bool = False, allow_data_change: bool = False) -> None:
         self.ctx = ddp.setup_distributed(config.device)
         self.device = self.ctx.device
         if self.device.type == "cpu" and config.num_threads == 0:
@@ -200,13 +216,31 @@ class Trainer:
         self.out_dir = Path(config.resolved_out_dir())
         self.log_path = self.out_dir / LOG_FILE
         self.progress = progress and self.ctx.is_main
-        self._set_up_backends()
         self.split = split_global_batch(config.batch_size, config.grad_accum_steps, self.ctx.world_size)
+        self._lock: RunLock | None = ddp.on_main_or_raise(
+            lambda: claim(self.out_dir, resuming=resume_state is not None, overwrite=overwrite), self.ctx)
+        try:
+            self._build(resume_state, allow_data_change)
+        except BaseException:
+            self.release()
+            raise
 
+    def _build(self, resume_state: dict[str, Any] | None, allow_data_change: bool) -> None:
+        """Everything but the output folder: data, model, optimizer, batches, and the checkpoint's states."""
+        config = self.config
+        self._set_up_backends()
         self.meta = ensure_data(config, self.ctx)
         self.token_unit = "character" if self.meta["tokenizer"].get("kind") == "char" else "token"
         self.model_config = config.model_config(vocab_size=self.meta["vocab_size"])
         check_vocab(self.meta, self.model_config.vocab_size)
+        if resume_state is not None:
+            self._check_resumed_data(resume_state.get("data", {}), allow_data_change)
+        self.tokenizer = load_tokenizer(self.meta)
+        if config.num_samples:
+            try:  # the prompt of the final samples, checked now rather than after the whole run
+                encode_prompt(config.sample_prompt, self.tokenizer)
+            except ValueError as error:
+                raise ValueError(f"--sample-prompt {config.sample_prompt!r}: {error}") from None
 
         torch.manual_seed(config.seed)  # the same initial weights in every process
         self.model = GPT(self.model_config).to(self.device)
@@ -247,12 +281,36 @@ class Trainer:
         self._last_checked_step = self.step
 
     @classmethod
-    def resume(cls, out_dir: str | Path, /, progress: bool = True, **overrides: Any) -> Trainer:
+    def resume(cls, out_dir: str | Path, /, progress: bool = True, allow_data_change: bool = False,
+               **overrides: Any) -> Trainer:
         """Continue the run saved in ``out_dir/last.pt`` with its configuration, ``overrides`` (e.g. a larger
-        ``max_steps``) applied on top. The checkpoint is freed once its states are loaded."""
-        state = load_checkpoint(Path(out_dir) / "last.pt")
-        config = TrainConfig.from_dict({**state["train_config"], **overrides})
-        return cls(config, resume_state=state, progress=progress)
+        ``max_steps``) applied on top. The checkpoint is freed once its states are loaded.
+
+        Raises:
+            CheckpointError: an override changes the model's architecture (``num_heads``, ...): the weights would
+                be read as another model's.
+            NothingToDo: the run has already reached ``max_steps``.
+        """
+        path = Path(out_dir) / "last.pt"
+        state = load_checkpoint(path)
+        saved = state["train_config"]
+        changed = [f"--{name.replace('_', '-')} {value!r} (the checkpoint's {name} is {saved.get(name)!r})"
+                   for name, value in overrides.items() if name in ARCHITECTURE_FIELDS and value != saved.get(name)]
+        if changed:
+            raise CheckpointError(f"{path} holds another model than the one asked for: {'; '.join(changed)}. "
+                                  "A resumed run keeps its model: drop the flag, or train a new model into "
+                                  "another --out-dir")
+        config = TrainConfig.from_dict({**saved, **overrides})
+        if state["step"] >= config.max_steps:
+            raise NothingToDo(f"{path} is at step {state['step']} and max_steps is {config.max_steps}; "
+                              "pass a larger --max-steps to train further")
+        return cls(config, resume_state=state, progress=progress, allow_data_change=allow_data_change)
+
+    def release(self) -> None:
+        """Unlock the output folder (:meth:`fit` does it when it returns; safe to call twice)."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     # ------------------------------------------------------------------------------------------------ set-up
 
@@ -267,14 +325,26 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.dtype)
 
+    def _check_resumed_data(self, saved: dict[str, Any], allow_data_change: bool) -> None:
+        """Refuse to continue on data with other tokens, or (unless allowed) other content, than the checkpoint's
+        (``saved``: the metadata of the data it was trained on)."""
+        data_dir = self.meta["data_dir"]
+        if saved.get("tokenizer") != self.meta["tokenizer"]:
+            raise CheckpointError(
+                f"the checkpoint was trained on {describe_data(saved)}, but {data_dir} holds "
+                f"{describe_data(self.meta)}: the token ids would mean other tokens. Resume on the data it was "
+                "trained on (the same --data-dir, --shakespeare-variant, --tokenizer)"
+            )
+        saved_hash, new_hash = (meta.get("source", {}).get("sha256") for meta in (saved, self.meta))
+        if saved_hash != new_hash and not allow_data_change:
+            raise CheckpointError(
+                f"the data in {data_dir} changed since the checkpoint was written (content sha256 {saved_hash} "
+                f"then, {new_hash} now); resume on the data it was trained on, or pass --allow-data-change to "
+                "continue on the new data on purpose"
+            )
+
     def _restore(self, state: dict[str, Any]) -> None:
         """Continue from a checkpoint: weights, optimizer, scaler, data position, random states, counters."""
-        saved_tok, tok = state.get("data", {}).get("tokenizer"), self.meta["tokenizer"]
-        if saved_tok != tok:
-            raise CheckpointError(
-                f"the checkpoint was trained on data with tokenizer {saved_tok!r}, but {self.meta['data_dir']} "
-                f"holds {tok.get('kind')!r} tokens; resume with the same --data-dir"
-            )
         if len(state["rng"]) != self.ctx.world_size:
             raise CheckpointError(
                 f"the checkpoint was written by a run with {len(state['rng'])} process(es) and this one has "
@@ -482,7 +552,14 @@ class Trainer:
                  f" stopping; the last good checkpoint {self.out_dir / 'last.pt'} is kept")
 
     def fit(self) -> TrainResult:
-        """Train from the current step to ``max_steps``; evaluate, save, sample and plot along the way."""
+        """Train from the current step to ``max_steps``; evaluate, save, sample and plot along the way. The output
+        folder is unlocked when it returns, however it returns."""
+        try:
+            return self._fit()
+        finally:
+            self.release()
+
+    def _fit(self) -> TrainResult:
         cfg, start = self.config, time.perf_counter()
         resuming, first_step, train_seconds = self.step > 0, self.step, 0.0
         self._start_log(resuming)
@@ -534,9 +611,8 @@ class Trainer:
     def sample(self) -> list[str]:
         """``num_samples`` continuations of ``sample_prompt``, printed and written to ``samples.txt``."""
         from scratchformers.reference.generate import generate
-        from scratchformers.train.tokenizers import load_tokenizer
 
-        cfg, tokenizer = self.config, load_tokenizer(self.meta)
+        cfg, tokenizer = self.config, self.tokenizer
         samples = []
         with self.autocast():
             for i in range(cfg.num_samples):

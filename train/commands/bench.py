@@ -62,5 +62,9 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 1
     if args.json:
-        Path(args.json).resolve().parent.mkdir(parents=True, exist_ok=True)
+        try:
+            Path(args.json).resolve().parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            print(f"scratchformers bench: error: cannot write --json {args.json}: {error.strerror}", file=sys.stderr)
+            return 2
     return subprocess.call(command(args, folder), cwd=folder.parent)

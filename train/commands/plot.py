@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
         log = log / "log.jsonl"
     try:
         path = plot_log(log, args.out or log.with_name("curves.png"))
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, OSError) as error:
         print(f"scratchformers plot: error: {error}", file=sys.stderr)
         return 1
     print(f"wrote {path}")

@@ -10,6 +10,7 @@ number of merges, the training time and the compression on the corpus (character
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 import warnings
@@ -66,6 +67,29 @@ def _tokenizer_class(kind: str, impl: str) -> Any:
     return ByteLevelBPE
 
 
+def _load(cls: Any, args: argparse.Namespace) -> Any:
+    """The tokenizer saved at ``--load``; a file of the other kind is one error naming the ``--kind`` it needs."""
+    try:
+        return cls.load(args.load)
+    except ValueError:
+        saved = _saved_kind(args.load)
+        if saved is not None and saved != args.kind:
+            raise ValueError(f"{args.load} holds a {saved} BPE tokenizer: add --kind {saved}") from None
+        raise
+
+
+def _saved_kind(path: str) -> str | None:
+    """``"word"`` or ``"byte"``: the kind of tokenizer a JSON file written by ``--save`` holds (None: neither)."""
+    from scratchformers.reference import bpe, bytebpe
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            found = json.load(f).get("format")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return {bpe.FILE_FORMAT: "word", bytebpe.FILE_FORMAT: "byte"}.get(found)
+
+
 def _read_corpus(args: argparse.Namespace) -> tuple[str, str]:
     """The training text and a description of it."""
     if args.input is not None:
@@ -113,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
         label = f"{args.kind} BPE ({args.impl})"
         text = None
         if args.load is not None:
-            tok = cls.load(args.load)
+            tok = _load(cls, args)
             say(f"{label} loaded from {args.load}")
             if args.input is not None or args.corpus is not None:
                 text, source = _read_corpus(args)

@@ -85,8 +85,9 @@ def run(args: argparse.Namespace) -> int:
 
     matplotlib.use("Agg")
     from scratchformers.reference.viz import plot_attention
+    from scratchformers.train.plots import png_path
 
-    args.out = args.out or ("flash_attention.png" if args.flash else "attention.png")
+    args.out = str(png_path(args.out or ("flash_attention.png" if args.flash else "attention.png")))
     try:
         if args.flash:
             _run_flash(args)
