@@ -19,29 +19,18 @@ import importlib.util
 import sys
 from pathlib import Path
 
-# Where reference/, fast/, kernels/ and train/ come from. Installed (a wheel, or editable), pyproject's package-dir
-# maps them onto scratchformers.*. In a bare checkout (PYTHONPATH=<repo>, nothing installed from it) each of these
-# folders, and nothing else of the repository, is mapped here as the subpackage of its name. The folders have no
-# __init__.py: from the root, a plain `import kernels` (or fast, reference, train) always finds an installed package
-# of that name before the repository's folder.
+# Where reference/, fast/, kernels/ and train/ come from. From a wheel, pyproject's package-dir has put them inside
+# this package. From a checkout (bare, with PYTHONPATH=<repo>, or installed with `pip install -e .`, whose finder
+# cannot map folders that have no __init__.py) each of these folders, and nothing else of the repository, is mapped
+# here as the subpackage of its name. The folders have no __init__.py: from the root, a plain `import kernels` (or
+# fast, reference, train) always finds an installed package of that name before the repository's folder.
 _ROOT = Path(__file__).resolve().parent.parent
 _FOLDERS = ("reference", "fast", "kernels", "train")
-
-
-def _map_bare_checkout_folders() -> None:
-    if not (_ROOT / "pyproject.toml").is_file() or _ROOT.name in ("site-packages", "dist-packages"):
-        return
-    for folder in _FOLDERS:
-        name, path = f"{__name__}.{folder}", str(_ROOT / folder)
-        installed = importlib.util.find_spec(name)  # an installed mapping (editable) of this very checkout?
-        if installed is not None and list(installed.submodule_search_locations or []) == [path]:
-            continue
-        spec = importlib.machinery.ModuleSpec(name, None, is_package=True)
-        spec.submodule_search_locations = [path]
-        sys.modules[name] = globals()[folder] = importlib.util.module_from_spec(spec)
-
-
-_map_bare_checkout_folders()
+if (_ROOT / "pyproject.toml").is_file() and _ROOT.name not in ("site-packages", "dist-packages"):
+    for _folder in _FOLDERS:
+        _spec = importlib.machinery.ModuleSpec(f"{__name__}.{_folder}", None, is_package=True)
+        _spec.submodule_search_locations = [str(_ROOT / _folder)]
+        sys.modules[_spec.name] = globals()[_folder] = importlib.util.module_from_spec(_spec)
 
 from scratchformers.reference.bpe import WordBPE
 from scratchformers.reference.bytebpe import ByteLevelBPE
