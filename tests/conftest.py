@@ -49,7 +49,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def char_data(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The tiny Shakespeare prepared with character tokens, shared read-only by the training tests."""
-    from scratchformers.train.prepare import prepare_shakespeare
+    from scratchformers.train.prepare_shakespeare import prepare_shakespeare
 
     path = tmp_path_factory.mktemp("data") / "shakespeare_char"
     prepare_shakespeare(path, tokenizer="char", variant="tiny")

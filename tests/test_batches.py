@@ -33,10 +33,17 @@ def arange_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+def stream(data_dir: Path, seed: int, split: str = "train", max_len: int = T, batch_size: int = B,
+           device: str = "cpu") -> StepBatches:
+    """The training stream of one process without accumulation: each ``next()`` is one random batch."""
+    return StepBatches(MemmapBatches(data_dir, split, max_len, batch_size, device),
+                       split_global_batch(batch_size, 1, 1), 0, seed)
+
+
 def test_batch_shapes_and_shift(arange_dir: Path) -> None:
-    batches = MemmapBatches(arange_dir, "train", T, B, seed=0)
+    batches = stream(arange_dir, seed=0)
     for _ in range(20):
-        x, y = batches.get_batch()
+        x, y = batches.next()
         assert x.shape == y.shape == (B, T) and x.dtype == y.dtype == torch.int64
         starts = x[:, :1]
         assert torch.equal(x, starts + torch.arange(T))  # a contiguous window of the file
@@ -46,40 +53,38 @@ def test_batch_shapes_and_shift(arange_dir: Path) -> None:
 
 def test_every_start_is_reachable(arange_dir: Path) -> None:
     # max_len + 2 tokens leave room for the starts 0 and 1 only (the target needs one token past the window)
-    batches = MemmapBatches(arange_dir, "val", N_VAL - 2, 64, seed=0)
-    x, _ = batches.get_batch()
+    batches = MemmapBatches(arange_dir, "val", N_VAL - 2, 64)
+    x, _ = batches.read(batches.random_starts(torch.Generator().manual_seed(0)))
     assert set(x[:, 0].tolist()) == {0, 1}
 
 
 def test_same_seed_same_batches(arange_dir: Path) -> None:
-    a = MemmapBatches(arange_dir, "train", T, B, seed=7)
-    b = MemmapBatches(arange_dir, "train", T, B, seed=7)
-    c = MemmapBatches(arange_dir, "train", T, B, seed=8)
-    xa = [a.get_batch()[0] for _ in range(3)]
-    xb = [b.get_batch()[0] for _ in range(3)]
-    xc = [c.get_batch()[0] for _ in range(3)]
+    a, b, c = stream(arange_dir, seed=7), stream(arange_dir, seed=7), stream(arange_dir, seed=8)
+    xa = [a.next()[0] for _ in range(3)]
+    xb = [b.next()[0] for _ in range(3)]
+    xc = [c.next()[0] for _ in range(3)]
     assert all(torch.equal(p, q) for p, q in zip(xa, xb))
     assert not all(torch.equal(p, q) for p, q in zip(xa, xc))
 
 
 def test_state_dict_round_trip_resumes_the_stream(arange_dir: Path, tmp_path: Path) -> None:
-    run = MemmapBatches(arange_dir, "train", T, B, seed=3)
-    run.get_batch()
+    run = stream(arange_dir, seed=3)
+    run.next()
     torch.save(run.state_dict(), tmp_path / "state.pt")
-    expected = [run.get_batch() for _ in range(3)]
+    expected = [run.next() for _ in range(3)]
 
-    resumed = MemmapBatches(arange_dir, "train", T, B, seed=99)
+    resumed = stream(arange_dir, seed=99)
     resumed.load_state_dict(torch.load(tmp_path / "state.pt", weights_only=True))
     for x_expected, y_expected in expected:
-        x, y = resumed.get_batch()
+        x, y = resumed.next()
         assert torch.equal(x, x_expected) and torch.equal(y, y_expected)
 
 
 def test_fixed_batches_are_deterministic(arange_dir: Path) -> None:
-    a = MemmapBatches(arange_dir, "val", T, B, seed=1)
-    b = MemmapBatches(arange_dir, "val", T, B, seed=2)
+    a = MemmapBatches(arange_dir, "val", T, B)
+    b = MemmapBatches(arange_dir, "val", T, B)
     first = a.fixed_batches(3)
-    a.get_batch()  # drawing training batches must not move the evaluation batches
+    a.read(a.random_starts(torch.Generator().manual_seed(1)))  # drawing other batches must not move these
     assert len(first) == 3
     for (x1, y1), (x2, y2), (x3, y3) in zip(first, a.fixed_batches(3), b.fixed_batches(3)):
         assert torch.equal(x1, x2) and torch.equal(x1, x3) and torch.equal(y1, y3)
@@ -91,10 +96,10 @@ def test_fixed_batches_are_deterministic(arange_dir: Path) -> None:
 @given(seed=st.integers(0, 2**62))
 @example(seed=1337)  # the trainer's default seed: once also the fixed batches' seed
 def test_fixed_batches_are_never_the_random_stream(arange_dir: Path, seed: int) -> None:
-    batches = MemmapBatches(arange_dir, "train", T, B, seed=seed)
-    fixed = batches.fixed_batches(2)
+    batches = stream(arange_dir, seed=seed)
+    fixed = batches.source.fixed_batches(2)
     for x_fixed, _ in fixed:
-        assert not torch.equal(batches.get_batch()[0], x_fixed)
+        assert not torch.equal(batches.next()[0], x_fixed)
 
 
 @given(batch_size=st.integers(1, 16), grad_accum_steps=st.integers(1, 16), world_size=st.integers(1, 16))
@@ -129,7 +134,7 @@ def test_processes_share_out_the_same_global_batches(arange_dir: Path, world_siz
     """Whatever the number of processes, together they read the windows one process reads alone, in order."""
     def windows(world: int, rank: int) -> list[torch.Tensor]:
         split = split_global_batch(B, 3, world)
-        step_batches = StepBatches(MemmapBatches(arange_dir, "train", T, B, seed=5), split, rank)
+        step_batches = StepBatches(MemmapBatches(arange_dir, "train", T, B), split, rank, seed=5)
         return [step_batches.next()[0][:, 0] for _ in range(2 * split.accum_steps)]  # two steps' window starts
 
     alone = torch.cat(windows(1, 0)).view(2, -1)  # (steps, global batch)
@@ -141,12 +146,12 @@ def test_step_batches_state_skips_nothing_and_repeats_nothing(arange_dir: Path) 
     """A state taken between steps, with the next step's first micro-batch already read ahead, resumes with that
     micro-batch: the read-ahead is drawn again, not lost."""
     split = split_global_batch(B, 2, 1)
-    run = StepBatches(MemmapBatches(arange_dir, "train", T, B, seed=3), split, 0)
+    run = StepBatches(MemmapBatches(arange_dir, "train", T, B), split, 0, seed=3)
     run.next(), run.next()
     run.prefetch()
     state = run.state_dict()
     expected = [run.next()[0] for _ in range(4)]
-    resumed = StepBatches(MemmapBatches(arange_dir, "train", T, B, seed=99), split, 0)
+    resumed = StepBatches(MemmapBatches(arange_dir, "train", T, B), split, 0, seed=99)
     resumed.load_state_dict(state)
     assert all(torch.equal(resumed.next()[0], x) for x in expected)
     resumed.next()
@@ -181,7 +186,7 @@ def test_bad_arguments(arange_dir: Path, tmp_path: Path) -> None:
 
 @pytest.mark.gpu
 def test_cuda_batches_match_cpu(arange_dir: Path) -> None:
-    x_cpu, y_cpu = MemmapBatches(arange_dir, "train", T, B, seed=5).get_batch()
-    x, y = MemmapBatches(arange_dir, "train", T, B, device="cuda", seed=5).get_batch()
+    x_cpu, y_cpu = stream(arange_dir, seed=5).next()
+    x, y = stream(arange_dir, seed=5, device="cuda").next()
     assert x.device.type == "cuda" and y.device.type == "cuda"
     assert torch.equal(x.cpu(), x_cpu) and torch.equal(y.cpu(), y_cpu)

@@ -242,32 +242,3 @@ def test_ctrl_c_saves_exits_cleanly_and_resumes(char_data, tmp_path):
     assert again.returncode == 0, again.stdout + again.stderr
     steps = [r["step"] for r in train_records(out) if r["kind"] == "train"]
     assert steps == list(range(1, last_step + 4))
-
-
-def test_a_version_1_checkpoint_still_works_everywhere(char_data, tmp_path, capsys):
-    """Version 1 named the dataset's metadata ``tokenizer``, kept one data position per process and called the
-    context length ``block_size``: it still loads (as ``data``), samples, plots attention and resumes (at the
-    same ``max_len``)."""
-    run = tmp_path / "run"
-    assert main(["train", "--data-dir", char_data, "--shakespeare-variant", "tiny", "--out-dir", str(run), *TINY_RUN,
-                 "--max-steps", "2"]) == 0
-    state = torch.load(run / "last.pt", weights_only=True)
-    old = {key: value for key, value in state.items() if key not in ("data", "batches")}
-    old_train_config = {**state["train_config"], "block_size": state["train_config"]["max_len"]}
-    del old_train_config["max_len"]
-    old.update(version=1, tokenizer=state["data"], batches=[state["batches"]], train_config=old_train_config)
-    torch.save(old, run / "last.pt")
-
-    loaded = load_checkpoint(run / "last.pt")
-    assert "tokenizer" not in loaded and loaded["data"] == state["data"] and loaded["version"] == 2
-    assert torch.equal(loaded["batches"]["generator"], state["batches"]["generator"])
-    capsys.readouterr()
-    assert main(["sample", "--checkpoint", str(run / "last.pt"), "--prompt", "ROMEO:", "--max-new-tokens", "5"]) == 0
-    assert "ROMEO:" in capsys.readouterr().out  # decoded with the checkpoint's own character vocabulary
-    assert main(["viz", "--checkpoint", str(run / "last.pt"), "--prompt", "ROMEO:", "--out",
-                 str(tmp_path / "a.png")]) == 0
-    assert "6 tokens" in capsys.readouterr().out  # the character tokenizer: one token per character
-    assert main(["train", "--resume", "--out-dir", str(run), "--max-steps", "3", "--no-progress"]) == 0
-    resumed = load_checkpoint(run / "last.pt")
-    assert resumed["step"] == 3 and resumed["train_config"]["max_len"] == 16
-    assert "block_size" not in resumed["train_config"]

@@ -18,7 +18,9 @@ from scratchformers import gpt2_encoding
 from scratchformers.train.commands import prepare as prepare_command
 from scratchformers.train.data import shakespeare
 from scratchformers.train.documents import DataFileError
-from scratchformers.train.prepare import load_meta, prepare_openwebtext, prepare_shakespeare
+from scratchformers.train.meta import load_meta
+from scratchformers.train.prepare_openwebtext import prepare_openwebtext
+from scratchformers.train.prepare_shakespeare import prepare_shakespeare
 from scratchformers.train.tokenizers import load_tokenizer
 
 EOT = 50256
@@ -204,7 +206,7 @@ def test_stopping_a_rerun_at_any_rename_leaves_the_old_or_the_new_dataset(
     """Replay the replacement, failing the first, second, ... rename (where a crash would stop it): the folder must
     then read as the old dataset or the new one, whole, and the next run must work."""
     corpus = shakespeare("tiny")[:30_000]  # the protocol is under test, not the corpus: keep each run short
-    monkeypatch.setattr("scratchformers.train.prepare.shakespeare", lambda variant: corpus)
+    monkeypatch.setattr("scratchformers.train.prepare_shakespeare.shakespeare", lambda variant: corpus)
     old_dir, new_dir = tmp_path / "old", tmp_path / "new"
     prepare_shakespeare(old_dir, tokenizer, "tiny", val_fraction=0.1, bpe_merges=30)
     prepare_shakespeare(new_dir, tokenizer, "tiny", val_fraction=0.3, bpe_merges=40)
@@ -245,7 +247,7 @@ def test_killing_prepare_mid_run_keeps_the_previous_dataset(tmp_path: Path) -> N
     out = tmp_path / "data"
     prepare_shakespeare(out, "char", "tiny")
     before = snapshot(out)
-    code = ("from scratchformers.train.prepare import prepare_shakespeare; "
+    code = ("from scratchformers.train.prepare_shakespeare import prepare_shakespeare; "
             f"prepare_shakespeare({str(out)!r}, 'gpt2', 'full', val_fraction=0.5)")
     proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120

@@ -12,7 +12,9 @@ from scratchformers.train.commands import prepare as prepare_command
 from scratchformers.train.config import TrainConfig, get_train_config
 from scratchformers.train.datasets import DatasetSpec, requested_spec, shakespeare_spec
 from scratchformers.train.ddp import DistContext
-from scratchformers.train.prepare import DatasetMissingError, ensure_data, prepare_shakespeare
+from scratchformers.train.meta import DatasetMissingError
+from scratchformers.train.prepare_shakespeare import prepare_shakespeare
+from scratchformers.train.run_data import ensure_data
 
 SINGLE = DistContext()
 

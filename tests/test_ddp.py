@@ -16,7 +16,7 @@ from scratchformers.reference.model import GPT
 from scratchformers.train.checkpoint import load_checkpoint
 from scratchformers.train.config import get_train_config
 from scratchformers.train.ddp import DistContext, maybe_no_sync, setup_distributed
-from scratchformers.train.prepare import prepare_shakespeare
+from scratchformers.train.prepare_shakespeare import prepare_shakespeare
 from scratchformers.train.trainer import Trainer
 
 WORLD_SIZE = 2
@@ -28,13 +28,19 @@ from scratchformers.train.cli import main
 from scratchformers.train.batches import StepBatches
 
 reads = []
-read = StepBatches._read
+init = StepBatches.__init__
 
-def recording_read(self, starts):
-    reads.append(starts.tolist())
-    return read(self, starts)
+def recording_init(self, source, *args, **kwargs):
+    init(self, source, *args, **kwargs)
+    read = source.read
 
-StepBatches._read = recording_read
+    def recording_read(starts):
+        reads.append(starts.tolist())
+        return read(starts)
+
+    source.read = recording_read  # the training stream's reads only, not the evaluation batches'
+
+StepBatches.__init__ = recording_init
 code = main(sys.argv[1:])
 with open(os.path.join(os.environ["RECORD_DIR"], f"rank{os.environ['RANK']}.json"), "w") as handle:
     json.dump(reads, handle)
@@ -60,7 +66,7 @@ def worker(rank: int, port: int, data_dir: str, out_dir: str) -> None:
     )
     trainer = Trainer(config, progress=False)
     assert trainer.ctx.world_size == WORLD_SIZE and trainer.ctx.rank == rank
-    assert trainer.split.accum_steps == 2  # 4 micro-batches shared by 2 processes: each accumulates 2 (no_sync)
+    assert trainer.batch_split.accum_steps == 2  # 4 micro-batches shared by 2 processes: each accumulates 2 (no_sync)
     assert isinstance(trainer.train_model, torch.nn.parallel.DistributedDataParallel)
     result = trainer.fit()
     assert result.status == "finished"

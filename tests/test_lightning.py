@@ -15,7 +15,7 @@ from scratchformers.reference.model import GPT  # noqa: E402
 from scratchformers.train.batches import TokenWindowDataset  # noqa: E402
 from scratchformers.train.lightning import GPT2  # noqa: E402
 from scratchformers.train.optim import lr_at  # noqa: E402
-from scratchformers.train.prepare import prepare_shakespeare  # noqa: E402
+from scratchformers.train.prepare_shakespeare import prepare_shakespeare  # noqa: E402
 from scratchformers.train.tokenizers import load_tokenizer  # noqa: E402
 
 MODEL = dict(max_len=16, emb_dim=32, num_layers=1, num_heads=2, attention="torch_sdpa", layernorm="torch")
@@ -60,18 +60,6 @@ def test_the_lightning_module_is_a_gpt_with_its_state_dict_keys(tmp_path):
     plain.load_state_dict(model.state_dict())  # strict: the very same keys
     idx = torch.randint(0, 50, (2, 8))
     torch.testing.assert_close(plain(idx)[0], model(idx)[0])
-
-
-def test_checkpoints_of_the_earlier_wrapper_still_load(tmp_path):
-    """Before the module became a GPT it held one in ``self.model``: its checkpoints store ``model.transformer...``."""
-    torch.manual_seed(0)
-    model = GPT2(vocab_size=50, max_steps=10, **MODEL)
-    old = {f"model.{key}": value for key, value in model.state_dict().items()}
-    torch.save({"state_dict": old, "hyper_parameters": dict(model.hparams),
-                "pytorch-lightning_version": pl.__version__}, tmp_path / "old.ckpt")
-    reloaded = GPT2.load_from_checkpoint(tmp_path / "old.ckpt")
-    assert reloaded.state_dict().keys() == model.state_dict().keys()
-    assert all(torch.equal(v, model.state_dict()[k]) for k, v in reloaded.state_dict().items())
 
 
 def test_missing_lightning_is_a_clear_error():

@@ -13,13 +13,9 @@ from scratchformers import gpt2_encoding
 from scratchformers.train.commands import prepare as prepare_command
 from scratchformers.train.data import shakespeare
 from scratchformers.train.documents import DataFileError
-from scratchformers.train.prepare import (
-    check_vocab,
-    load_meta,
-    prepare_openwebtext,
-    prepare_shakespeare,
-    token_dtype,
-)
+from scratchformers.train.meta import check_vocab, load_meta, token_dtype
+from scratchformers.train.prepare_openwebtext import prepare_openwebtext
+from scratchformers.train.prepare_shakespeare import prepare_shakespeare
 from scratchformers.train.tokenizers import CharTokenizer, load_tokenizer
 
 EOT = 50256

@@ -28,7 +28,7 @@ from scratchformers.reference import bpe  # noqa: E402
 from scratchformers.reference.model import GPT  # noqa: E402
 from scratchformers.train.batches import TokenWindowDataset  # noqa: E402
 from scratchformers.train.lightning import GPT2  # noqa: E402
-from scratchformers.train.prepare import prepare_shakespeare  # noqa: E402
+from scratchformers.train.prepare_shakespeare import prepare_shakespeare  # noqa: E402
 
 # ------------------------------------------------------------------------------------------------ the seed's text
 

@@ -27,6 +27,7 @@ from scratchformers.train import trainer as trainer_module
 from scratchformers.train.checkpoint import load_checkpoint
 from scratchformers.train.config import get_train_config
 from scratchformers.train.data import shakespeare
+from scratchformers.train.trainer import CLOCK_FIELDS
 
 pytestmark = pytest.mark.skipif(torch.cuda.is_available(), reason="rehearses the GPU job on CPU (Triton interpreter)")
 
@@ -85,7 +86,7 @@ def train_records(run: Path) -> list[dict]:
 
 def without_timings(records: list[dict]) -> list[dict]:
     """The log's figures without wall-clock timings and memory, which differ between any two runs."""
-    return [{k: v for k, v in r.items() if k not in ("tokens_per_s", "ms_per_step", "mem_mb")} for r in records]
+    return [{k: v for k, v in r.items() if k not in CLOCK_FIELDS} for r in records]
 
 
 def rehearse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, compile: bool) -> None:

@@ -10,11 +10,11 @@ consecutive tokens: the first ``max_len`` are the input ``x`` and the same windo
 
 Three forms:
 
-- :class:`MemmapBatches` draws ``batch_size`` windows at random positions (nanoGPT's ``get_batch``). Its random
-  generator is its own and checkpointable, so a resumed run draws the same batches.
+- :class:`MemmapBatches` reads batches of ``batch_size`` windows at given positions from a memmapped split
+  (nanoGPT's ``get_batch`` without the randomness), and the fixed batches of evaluations.
 - :class:`StepBatches` is the training loop's source: each optimizer step's *global* batch of ``batch_size ×
-  grad_accum_steps`` windows, drawn from one stream that every process shares, of which each process reads its own
-  share (see :func:`split_global_batch`), one micro-batch ahead.
+  grad_accum_steps`` windows at random positions, drawn from one checkpointable stream that every process shares,
+  of which each process reads its own share (see :func:`split_global_batch`), one micro-batch ahead.
 - :class:`TokenWindowDataset` is a ``torch.utils.data.Dataset`` of non-overlapping windows for a ``DataLoader``
   (the Lightning path).
 """
@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from scratchformers.train.prepare import load_meta
+from scratchformers.train.meta import load_meta
 
 FIXED_BATCHES_SEED = 1337
 
@@ -62,7 +62,8 @@ def _open_split(data_dir: str | Path, split: str, max_len: int) -> tuple[Path, n
 
 
 class MemmapBatches:
-    """Random ``(x, y)`` batches of shape ``(batch_size, max_len)``, int64, read from a memmapped split.
+    """Windows of a prepared split, memmapped: ``(x, y)`` batches of shape ``(batch_size, max_len)``, int64, at the
+    window starts the caller draws (:meth:`random_starts` with its own generator), or a fixed set for evaluation.
 
     The memmap is re-opened for every batch: a long-lived ``np.memmap`` keeps every page it has touched mapped, so
     the process's memory grows towards the file's size (17 GB for OpenWebText); a fresh one per batch does not
@@ -75,31 +76,22 @@ class MemmapBatches:
         max_len: tokens per window (the context length T).
         batch_size: windows per batch (B).
         device: where the batches go.
-        seed: seeds this object's ``torch.Generator`` (through :func:`stream_seed`); ``None`` draws a random seed.
     """
 
-    def __init__(
-        self,
-        data_dir: str | Path,
-        split: str,
-        max_len: int,
-        batch_size: int,
-        device: str | torch.device = "cpu",
-        seed: int | None = None,
-    ) -> None:
+    def __init__(self, data_dir: str | Path, split: str, max_len: int, batch_size: int,
+                 device: str | torch.device = "cpu") -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         self.path, self.dtype, self.num_tokens = _open_split(data_dir, split, max_len)
         self.max_len = max_len
         self.batch_size = batch_size
         self.device = torch.device(device)
-        self.generator = torch.Generator()
-        if seed is None:
-            self.generator.seed()
-        else:
-            self.generator.manual_seed(stream_seed(seed, "random"))
 
-    def _windows(self, starts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def random_starts(self, generator: torch.Generator) -> torch.Tensor:
+        """``batch_size`` window starts, uniform over every position where a whole window (plus its target) fits."""
+        return torch.randint(self.num_tokens - self.max_len, (self.batch_size,), generator=generator)
+
+    def read(self, starts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The batch whose rows start at ``starts``: ``x = data[i : i+T]``, ``y = data[i+1 : i+1+T]``."""
         data = np.memmap(self.path, dtype=self.dtype, mode="r")
         T, rows = self.max_len, starts.tolist()
@@ -109,32 +101,15 @@ class MemmapBatches:
             return x.pin_memory().to(self.device, non_blocking=True), y.pin_memory().to(self.device, non_blocking=True)
         return x.to(self.device), y.to(self.device)
 
-    def _random_starts(self, generator: torch.Generator) -> torch.Tensor:
-        """``batch_size`` window starts, uniform over every position where a whole window (plus its target) fits."""
-        return torch.randint(self.num_tokens - self.max_len, (self.batch_size,), generator=generator)
-
-    def get_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The next random batch ``(x, y)``, each ``(batch_size, max_len)`` int64 on ``device``."""
-        return self._windows(self._random_starts(self.generator))
-
     def fixed_batches(self, n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """``n`` batches that are the same on every call (a stream of their own, seeded with a constant: never
-        :meth:`get_batch`'s), so evaluations at different steps, or of different runs, see the same tokens.
+        """``n`` batches that are the same on every call (a stream of their own, seeded with a constant: never the
+        training stream's), so evaluations at different steps, or of different runs, see the same tokens.
 
         They are returned as a list (already on ``device``) so the caller can keep them: ``n * batch_size *
         max_len * 16`` bytes, 200 batches of 12 x 1024 are 39 MB.
         """
         generator = torch.Generator().manual_seed(stream_seed(FIXED_BATCHES_SEED, "fixed"))
-        return [self._windows(self._random_starts(generator)) for _ in range(n)]
-
-    def state_dict(self) -> dict[str, Any]:
-        """The random generator's state: restoring it makes the next :meth:`get_batch` the one an uninterrupted
-        run would have drawn. Holds only a uint8 tensor, so it loads with ``torch.load(weights_only=True)``."""
-        return {"generator": self.generator.get_state()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict`'s generator state."""
-        self.generator.set_state(state["generator"])
+        return [self.read(self.random_starts(generator)) for _ in range(n)]
 
 
 @dataclass(frozen=True)
@@ -190,50 +165,47 @@ def split_global_batch(batch_size: int, grad_accum_steps: int, world_size: int) 
 
 
 class StepBatches:
-    """One process's micro-batches of every optimizer step's global batch, read one micro-batch ahead.
+    """One process's micro-batches of every optimizer step's global batch, from the run's training stream, read one
+    micro-batch ahead.
 
-    Every process draws each step's ``global_batch`` window starts from the same generator (``grad_accum_steps``
-    draws of ``batch_size``, as a single process without DDP would make them), so all processes agree on the global
-    batch and the stream does not depend on how many processes share it; process ``rank`` then reads only its
-    ``global_batch / world_size`` windows, as ``accum_steps`` micro-batches of ``micro_batch``.
+    The stream is a ``torch.Generator`` seeded from the run's seed (:func:`stream_seed`, stream ``"random"``). Every
+    process draws each step's ``global_batch`` window starts from it (``grad_accum_steps`` draws of ``batch_size``,
+    as a single process without DDP would make them), so all processes agree on the global batch and the stream does
+    not depend on how many processes share it; process ``rank`` then reads only its ``global_batch / world_size``
+    windows, as ``accum_steps`` micro-batches of ``micro_batch``. Its state is checkpointed, so a resumed run draws
+    the batches an uninterrupted one would have drawn.
 
     :meth:`prefetch` reads the next micro-batch from disk and starts its copy to the device (non-blocking, from
     pinned memory, on CUDA) while the GPU is still busy with the current one; :meth:`next` hands it over.
 
     Args:
-        source: the split to draw from; its ``batch_size`` is the configured micro-batch (the size of one draw) and
-            its generator is the shared stream.
+        source: the split to read; its ``batch_size`` is the configured micro-batch (the size of one draw).
         split: from :func:`split_global_batch` with ``source.batch_size``.
         rank: this process's rank.
+        seed: the run's seed.
     """
 
-    def __init__(self, source: MemmapBatches, split: BatchSplit, rank: int) -> None:
+    def __init__(self, source: MemmapBatches, split: BatchSplit, rank: int, seed: int) -> None:
         if split.global_batch % source.batch_size or not 0 <= rank < split.world_size:
             raise ValueError(f"{split} does not fit draws of {source.batch_size} windows and rank {rank}")
         self.source = source
         self.split = split
         self.rank = rank
+        self.generator = torch.Generator().manual_seed(stream_seed(seed, "random"))
         self._queue: list[torch.Tensor] = []  # window starts of the drawn step's micro-batches not yet read
         self._ahead: tuple[torch.Tensor, torch.Tensor] | None = None  # read by prefetch(), not yet handed over
         self._state_before_draw: torch.Tensor | None = None  # the generator's state before the last draw
 
-    def _draw_step(self) -> None:
-        """Draw the next step's global batch and queue this process's micro-batches of it."""
-        generator = self.source.generator
-        self._state_before_draw = generator.get_state()
-        draws = self.split.global_batch // self.source.batch_size
-        starts = torch.cat([self.source._random_starts(generator) for _ in range(draws)])  # (global_batch,)
-        share = self.split.global_batch // self.split.world_size
-        mine = starts[self.rank * share : (self.rank + 1) * share]
-        self._queue = list(mine.split(self.split.micro_batch))
-
-    def _read(self, starts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.source._windows(starts)
-
     def _read_next(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Read this process's next micro-batch, drawing the next step's global batch when the queue is empty."""
         if not self._queue:
-            self._draw_step()
-        return self._read(self._queue.pop(0))
+            self._state_before_draw = self.generator.get_state()
+            draws = self.split.global_batch // self.source.batch_size
+            starts = torch.cat([self.source.random_starts(self.generator) for _ in range(draws)])  # (global_batch,)
+            share = self.split.global_batch // self.split.world_size
+            mine = starts[self.rank * share : (self.rank + 1) * share]
+            self._queue = list(mine.split(self.split.micro_batch))
+        return self.source.read(self._queue.pop(0))
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The next micro-batch ``(x, y)``, each ``(micro_batch, max_len)`` int64 on the device."""
@@ -247,18 +219,19 @@ class StepBatches:
             self._ahead = self._read_next()
 
     def state_dict(self) -> dict[str, Any]:
-        """The shared stream's position at the start of the next step not yet handed out (whatever was read ahead
-        is drawn again after a restore). Take it between optimizer steps."""
+        """The stream's position at the start of the next step not yet handed out (whatever was read ahead is drawn
+        again after a restore). Take it between optimizer steps. Holds only a uint8 tensor, so it loads with
+        ``torch.load(weights_only=True)``."""
         undelivered = len(self._queue) + (self._ahead is not None)
         if undelivered == 0:
-            return self.source.state_dict()
+            return {"generator": self.generator.get_state()}
         if undelivered == self.split.accum_steps:
             return {"generator": self._state_before_draw}
         raise RuntimeError("StepBatches.state_dict() was called in the middle of an optimizer step")
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from :meth:`state_dict`; anything read ahead is dropped."""
-        self.source.load_state_dict(state)
+        self.generator.set_state(state["generator"])
         self._queue, self._ahead = [], None
 
 

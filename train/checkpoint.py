@@ -14,9 +14,6 @@ A checkpoint is one ``torch.save`` dict of tensors and plain Python values::
     model_config           GPTConfig as a dict
     data                   the dataset's metadata (meta.json: tokenizer record, vocabulary size, ...)
 
-Version 1 files still load: their ``tokenizer`` entry (which held the dataset's metadata) becomes ``data``, and of
-their per-process data positions the first becomes the shared one.
-
 Only tensors and primitive containers are stored, so loading uses ``torch.load(weights_only=True)``, which cannot
 run code hidden in a malicious file. Writing goes to a temporary file in the same folder, flushed to disk, then
 ``os.replace``-d over the target (:func:`~scratchformers.reference.jsonfile.write_atomically`): a rename is atomic,
@@ -105,11 +102,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             raise CheckpointError(f"{path} is a PyTorch Lightning checkpoint; {LIGHTNING_LOADER}")
         raise CheckpointError(f"{path} is a readable torch file but not a scratchformers training checkpoint (no "
                               f"format={FORMAT!r} tag); {_what_to_use(state)}")
-    if state.get("version") == 1:
-        _upgrade_version_1(state)
     if state.get("version") != VERSION:
         raise CheckpointError(
-            f"{path} has checkpoint version {state.get('version')!r}; this code reads versions 1 to {VERSION}"
+            f"{path} has checkpoint version {state.get('version')!r}; this code reads version {VERSION}"
         )
     missing = [key for key in REQUIRED_KEYS if key not in state]
     if missing:
@@ -151,16 +146,6 @@ def _what_to_use(state: Any) -> str:
         return ("it holds bare weights (a state_dict) without the configuration and tokenizer a checkpoint records; "
                 "load them with GPT(config).load_state_dict(...), or for Hugging Face GPT-2 weights use --hf DIR")
     return "for Hugging Face GPT-2 weights use --hf DIR"
-
-
-def _upgrade_version_1(state: dict[str, Any]) -> None:
-    """Version 1 → 2 in place: ``tokenizer`` (the dataset's metadata) is named ``data``; the per-process data
-    streams of a version-1 run become one shared stream, continued from process 0's."""
-    if "tokenizer" in state:
-        state["data"] = state.pop("tokenizer")
-    if isinstance(state.get("batches"), list):
-        state["batches"] = state["batches"][0]
-    state["version"] = 2
 
 
 def load_model_state(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str = "checkpoint") -> None:

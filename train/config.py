@@ -21,8 +21,6 @@ from scratchformers.reference.generate import check_sampling_arguments
 from scratchformers.train.data import VARIANTS
 from scratchformers.train.datasets import DEFAULT_BPE_MERGES, default_data_dir
 
-LEGACY_MAX_LEN = "block_size"  # max_len's name in checkpoints written before the rename
-
 
 @dataclass
 class TrainConfig:
@@ -68,7 +66,7 @@ class TrainConfig:
     device: str = "auto"  # "auto" → cuda if available, else cpu
     dtype: str = "auto"  # "float32", "bfloat16", "float16" (CUDA) or "auto": bf16 where native, else float32 / fp16
     compile: bool = False  # torch.compile the model (a C++ compiler on CPU; the first steps wait for it)
-    sync_every_step: bool = False  # read loss/grad norm every step, no read-ahead: the slow baseline, for benchmarks
+    sync_every_step: bool = False  # read loss and grad norm every step (a host sync each): NaN stops before its update
     num_threads: int = 0  # CPU threads for torch; 0 → every core this process may use (1 on a busy shared machine)
     seed: int = 1337  # initial weights, batches and samples
     # samples and plots at the end
@@ -125,12 +123,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        """Inverse of :meth:`to_dict`; unknown keys are a clear error. Checkpoints written before the context
-        length took the model's name (``max_len``) stored it as ``block_size``: it is read as ``max_len`` (a
-        ``max_len`` given beside it, e.g. a resume override, wins)."""
-        if LEGACY_MAX_LEN in values:
-            values = dict(values)
-            values.setdefault("max_len", values.pop(LEGACY_MAX_LEN))
+        """Inverse of :meth:`to_dict`; unknown keys are a clear error."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:

@@ -129,7 +129,8 @@ class GPT2(GPT, pl.LightningModule):
         return loss
 
     def configure_optimizers(self) -> dict[str, Any]:
-        """AdamW (decay on ≥2-D weights only, fused on CUDA) and the warmup + cosine schedule, per step."""
+        """AdamW (decay on ≥2-D weights only, fused on CUDA and the CPU) and the warmup + cosine schedule, per
+        step."""
         hp = self.hparams
         optimizer = make_optimizer(self, hp.learning_rate, self.config.weight_decay, (hp.beta1, hp.beta2),
                                    self.device.type)
@@ -142,12 +143,6 @@ class GPT2(GPT, pl.LightningModule):
 
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Read checkpoints of the earlier module, which held its GPT in ``self.model`` (keys ``model.…``)."""
-        state = checkpoint["state_dict"]
-        if any(key.startswith("model.") for key in state):
-            checkpoint["state_dict"] = {key.removeprefix("model."): value for key, value in state.items()}
 
     def generate(self, prompt: Any, max_new_tokens: int, **kwargs: Any) -> Any:
         """:func:`scratchformers.reference.generate.generate` with this model (same arguments)."""

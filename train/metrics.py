@@ -15,6 +15,8 @@ import sys
 
 import torch
 
+from scratchformers.reference.model import GPT
+
 # Dense (no sparsity) bf16 tensor-core peak, FLOPs/s. The first matching key wins, so specific names come first.
 PEAK_BF16_FLOPS: list[tuple[str, float]] = [
     ("H100 PCIe", 756e12),
@@ -39,6 +41,12 @@ def peak_flops(device: torch.device) -> float | None:
         if key in name:
             return flops
     return None
+
+
+def matmul_parameters(model: GPT) -> int:
+    """N of :func:`flops_per_token`: the parameters a token meets in matmuls. Every parameter but the position table
+    (a lookup, no matmul); the token table counts, as it is also the output layer."""
+    return model.num_parameters(non_embedding=True) + model.transformer.wte.weight.numel()
 
 
 def flops_per_token(num_params: int, num_layers: int, max_len: int, emb_dim: int) -> float:

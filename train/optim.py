@@ -25,7 +25,7 @@ FUSED_ADAMW_DEVICES = ("cuda", "cpu")  # where torch (>= 2.4) has a fused AdamW
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     """Two AdamW groups: ≥2-D parameters with ``weight_decay``, the rest (biases, LayerNorm) with 0.
 
-    Shared (tied) parameters appear once: ``named_parameters`` skips duplicates.
+    Shared (tied) parameters appear once: ``parameters()`` skips duplicates.
     """
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.dim() >= 2]

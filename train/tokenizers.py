@@ -106,7 +106,7 @@ def load_tokenizer(meta: dict[str, Any], data_dir: str | Path | None = None) -> 
     """Rebuild the tokenizer recorded in a dataset's metadata.
 
     Args:
-        meta: the dict returned by :func:`scratchformers.train.prepare.load_meta` (or ``prepare_*``).
+        meta: the dict returned by :func:`scratchformers.train.meta.load_meta` (or ``prepare_*``).
         data_dir: where relative paths in the record (the BPE's JSON file) live; defaults to ``meta["data_dir"]``,
             which ``load_meta`` fills in.
     """

@@ -1,6 +1,5 @@
-"""The training loop: nanoGPT's ``train.py`` as a small class.
-
-One optimizer step::
+"""The training loop, as nanoGPT's ``train.py`` is, in one class: set-up, then :meth:`Trainer.fit`, whose loop holds
+one optimizer step from top to bottom::
 
     lr ← schedule(step)                                  warmup, cosine, floor (see optim.py)
     for each of this process's micro-batches:            (DDP: all-reduce only on the last one)
@@ -8,6 +7,7 @@ One optimizer step::
         read the next micro-batch while the forward runs
         loss.backward()                                  gradients add up over the micro-batches
     clip the gradient norm, optimizer.step(), zero the gradients
+    log (log steps); evaluate and write last.pt / best.pt (evaluation steps)
 
 **The global batch** is ``batch_size × grad_accum_steps`` windows per optimizer step on any number of processes:
 ``torchrun`` with N processes shares it out (see :func:`~scratchformers.train.batches.split_global_batch`), it does
@@ -16,21 +16,19 @@ not multiply it by N. All processes draw it from one shared stream, so 1 and N p
 **No host syncs in the hot loop.** The GPU runs behind the Python code that queues its work; anything that reads a
 number back (``loss.item()``, a Python ``if`` on a tensor, a tensor built from a Python value) makes the CPU wait
 for the GPU to catch up, and the GPU then idles while Python queues the next step. So the loss, the gradient norm
-and the stop flag stay on the device and are read only at *check steps*: log steps (``log_interval``), evaluation
-steps and the last step; batches are read one micro-batch ahead and copied without blocking. Non-finite values
-are caught honestly all the same: every step ORs "loss or gradient norm not finite" into a flag on the device,
-and a check step reads the flag. A check step that finds it set stops the run before that step's update (status
-``"diverged"``); if the bad value came from an earlier step, the weights were already updated with it, so the run
-stops without writing another checkpoint: ``last.pt`` is from the last evaluation, a check step that found
-everything finite. (With fp16, the GradScaler skips steps with inf/NaN gradients by itself and reads its flag
+and the stop flag stay on the device and are read only at *check steps*: step 1, log steps (``log_interval``),
+evaluation steps and the last step; batches are read one micro-batch ahead and copied without blocking.
+Non-finite values are caught honestly all the same: every step ORs "loss or gradient norm not finite" into a flag
+on the device, and a check step reads the flag. A check step that finds it set stops the run before that step's
+update (status ``"diverged"``); if the bad value came from an earlier step, the weights were already updated with
+it, so the run stops without writing another checkpoint: ``last.pt`` is from the last evaluation, a check step that
+found everything finite. (With fp16, the GradScaler skips steps with inf/NaN gradients by itself and reads its flag
 every step, one sync per step that fp16 training needs; only the loss is checked then.) ``sync_every_step=True``
-makes every step a check step and reads each micro-batch just before its use, as the loop did before: the
-baseline against which the GPU check measures what the syncs cost, and the way to stop before the very first bad
-update.
+makes every step a check step: a divergence then stops before its first bad update.
 
 Every ``eval_interval`` steps the model is evaluated on fixed train and val batches and ``last.pt`` is written
 (``best.pt`` too when the validation loss improved). Everything is logged to ``log.jsonl`` (one JSON object per
-line) and the console. :meth:`Trainer.resume` restores model, optimizer, data position and random states from
+line; training and evaluation records carry their wall-clock ``time``, Unix seconds) and the console. :meth:`Trainer.resume` restores model, optimizer, data position and random states from
 ``last.pt`` and rewinds the log to it, so an interrupted run continues exactly as if it had never stopped.
 
 Ctrl-C (SIGINT) and SIGTERM do not interrupt a step half-way: they set a flag, the step finishes, ``last.pt`` is
@@ -42,9 +40,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
-import signal
-import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -67,16 +62,20 @@ from scratchformers.train.checkpoint import (
 )
 from scratchformers.train.config import TrainConfig
 from scratchformers.train.datasets import describe_data
-from scratchformers.train.metrics import flops_per_token, memory_mb, peak_flops
+from scratchformers.train.hardware import choose_amp_dtype, default_num_threads, set_up_backends
+from scratchformers.train.meta import check_vocab
+from scratchformers.train.metrics import flops_per_token, matmul_parameters, memory_mb, peak_flops
 from scratchformers.train.optim import lr_at, make_optimizer, set_lr
-from scratchformers.train.prepare import check_vocab, ensure_data
+from scratchformers.train.plots import read_log
 from scratchformers.train.progress import progress_bar, write
+from scratchformers.train.run_data import ensure_data
 from scratchformers.train.run_dir import RunLock, claim
+from scratchformers.train.signals import StopRequest
 from scratchformers.train.tokenizers import load_tokenizer
 
 LOG_FILE = "log.jsonl"
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-FP16_FALLBACK = "this GPU has no native bfloat16: float16 autocast with a gradient scaler instead"
+# The log's measurements of the clock and of memory: they differ between any two runs of the same training.
+CLOCK_FIELDS = ("tokens_per_s", "ms_per_step", "mfu", "mem_mb", "time")
 
 
 class NothingToDo(Exception):
@@ -108,74 +107,6 @@ def bits(nats: float) -> float:
     return nats / math.log(2)
 
 
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU multiplies bfloat16 in hardware (AVX512-BF16: AMD Zen 4 and later, Intel Cooper Lake; AMX:
-    Intel Sapphire Rapids and later), which oneDNN's matmuls then use. Elsewhere (AVX2-only x86 CPUs; ARM CPUs,
-    which these probes do not cover) the answer is False and the trainer stays in float32: emulated bf16 is slower
-    than float32. (``torch.cpu``'s probes are private; a torch without them answers False.)"""
-    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
-
-
-def choose_amp_dtype(requested: str, device: torch.device) -> tuple[torch.dtype, str]:
-    """The autocast dtype for ``requested`` (a :class:`TrainConfig` ``dtype``) on ``device``, and a phrase saying
-    what was chosen (and why, where it is not what was asked for).
-
-    ``auto`` is what the device does natively: bf16 on a CUDA GPU with native bf16 (Ampere and later), fp16 with
-    the GradScaler on older GPUs (as nanoGPT does); on the CPU bf16 where it has bf16 dot products in hardware
-    (:func:`cpu_has_native_bf16`; the default Shakespeare model's step, 16 windows of 128, took 133 ms instead of
-    167 ms on a 2-core AVX512-BF16 CPU, with the same loss per step: benchmarks/RESULTS.md), float32 elsewhere.
-    ``bfloat16`` asked for on a GPU without native bf16 (V100, T4: emulated, slow) falls back to fp16 with the
-    GradScaler too; on the CPU it is honoured.
-    """
-    name = requested
-    native_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False)
-    if name == "auto" and device.type == "cpu":
-        if cpu_has_native_bf16():
-            return torch.bfloat16, "bfloat16 autocast: this CPU has native bf16"
-        return torch.float32, "float32: this CPU has no native bf16"
-    if name == "auto":
-        name = "float32" if device.type != "cuda" else "bfloat16" if native_bf16 else "float16"
-    if name == "float16" and device.type != "cuda":
-        raise ValueError("dtype='float16' (with a GradScaler) is for CUDA; use float32 or bfloat16 on CPU")
-    if name == "bfloat16" and device.type == "cuda" and not native_bf16:
-        return torch.float16, FP16_FALLBACK
-    if name == "float16":
-        return torch.float16, "float16 autocast with a gradient scaler"
-    return DTYPES[name], "float32" if name == "float32" else f"{name} autocast"
-
-
-def default_num_threads() -> int:
-    """The CPU cores this process may use, shared among the DDP processes on this machine."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
-
-
-class StopRequest:
-    """SIGINT/SIGTERM set :attr:`requested` instead of raising, so the current step can finish cleanly.
-
-    After the first signal, SIGINT is back to its default: a second Ctrl-C raises ``KeyboardInterrupt`` at once.
-    """
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous: dict[int, Any] = {}
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        self.requested = True
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-
-    def __enter__(self) -> StopRequest:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-
 @dataclass
 class StepFigures:
     """What a check step reads back from the device: the step's loss (mean over all processes), its gradient norm
@@ -194,6 +125,10 @@ class Trainer:
     The output folder is claimed first, before anything else is read or written (see :mod:`.run_dir`): it is
     locked for this run until :meth:`fit` returns (or :meth:`release`), and a fresh run refuses a folder that holds
     another run's files unless ``overwrite``.
+
+    Two handles on the model, as in nanoGPT: :attr:`model` is the GPT itself (its parameters, ``state_dict`` and
+    sampling); :attr:`train_model` is what a training step calls, the same module compiled (``compile``) and wrapped
+    in ``DistributedDataParallel`` (DDP runs).
 
     Args:
         config: the run's configuration.
@@ -216,7 +151,7 @@ class Trainer:
         self.out_dir = Path(config.resolved_out_dir())
         self.log_path = self.out_dir / LOG_FILE
         self.progress = progress and self.ctx.is_main
-        self.split = split_global_batch(config.batch_size, config.grad_accum_steps, self.ctx.world_size)
+        self.batch_split = split_global_batch(config.batch_size, config.grad_accum_steps, self.ctx.world_size)
         self._lock: RunLock | None = ddp.on_main_or_raise(
             lambda: claim(self.out_dir, resuming=resume_state is not None, overwrite=overwrite), self.ctx)
         try:
@@ -228,7 +163,7 @@ class Trainer:
     def _build(self, resume_state: dict[str, Any] | None, allow_data_change: bool) -> None:
         """Everything but the output folder: data, model, optimizer, batches, and the checkpoint's states."""
         config = self.config
-        self._set_up_backends()
+        set_up_backends(self.device, config.num_threads)
         self.meta = ensure_data(config, self.ctx)
         self.token_unit = "character" if self.meta["tokenizer"].get("kind") == "char" else "token"
         self.model_config = config.model_config(vocab_size=self.meta["vocab_size"])
@@ -251,9 +186,8 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
 
         data_dir = config.resolved_data_dir()
-        # One stream shared by every process (same seed): the global batch does not depend on the process count.
-        draws = MemmapBatches(data_dir, "train", config.max_len, config.batch_size, self.device, seed=config.seed)
-        self.batches = StepBatches(draws, self.split, self.ctx.rank)
+        train_data = MemmapBatches(data_dir, "train", config.max_len, config.batch_size, self.device)
+        self.batches = StepBatches(train_data, self.batch_split, self.ctx.rank, config.seed)
         self.eval_sets = {}  # process 0 evaluates, on batches of their own stream (never the training draws)
         if self.ctx.is_main:
             self.eval_sets = {split: MemmapBatches(data_dir, split, config.max_len, config.batch_size,
@@ -267,13 +201,10 @@ class Trainer:
             self._restore(resume_state)
         del resume_state  # the weights and states now live in the model and optimizer
 
-        self.compiled = torch.compile(self.model) if config.compile else self.model
-        self.train_model = ddp.wrap_model(self.compiled, self.ctx)
-        self.tokens_per_step = self.split.global_batch * config.max_len  # over all processes
-        # matmul weights: every parameter but the position table; the token table counts, it is also the LM head
-        matmul_params = self.model.num_parameters(non_embedding=True) + self.model.transformer.wte.weight.numel()
+        self.train_model = ddp.wrap_model(torch.compile(self.model) if config.compile else self.model, self.ctx)
+        self.tokens_per_step = self.batch_split.global_batch * config.max_len  # over all processes
         self.flops_per_step = self.tokens_per_step / self.ctx.world_size * flops_per_token(
-            matmul_params, config.num_layers, config.max_len, config.emb_dim
+            matmul_parameters(self.model), config.num_layers, config.max_len, config.emb_dim
         )  # per process, as the peak is per device
         self.peak_flops = peak_flops(self.device)
         # Set on the device by any non-finite loss or gradient norm, read and cleared at check steps.
@@ -312,18 +243,13 @@ class Trainer:
             self._lock.release()
             self._lock = None
 
-    # ------------------------------------------------------------------------------------------------ set-up
-
-    def _set_up_backends(self) -> None:
-        if self.device.type == "cuda":
-            torch.set_float32_matmul_precision("high")  # TF32 tensor cores for float32 matmuls (8x on an A100)
-        else:
-            torch.set_num_threads(self.config.num_threads)
-
     def autocast(self) -> contextlib.AbstractContextManager:
+        """``torch.autocast`` to the run's dtype, or nothing in float32."""
         if self.dtype == torch.float32:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.dtype)
+
+    # ------------------------------------------------------------------------------------------- checkpoints
 
     def _check_resumed_data(self, saved: dict[str, Any], allow_data_change: bool) -> None:
         """Refuse to continue on data with other tokens, or (unless allowed) other content, than the checkpoint's
@@ -360,52 +286,31 @@ class Trainer:
         self.step = state["step"]
         self.best_val_loss = state["best_val_loss"]
 
-    def _gather(self, value: Any) -> list[Any]:
-        """``value`` from every process, in rank order (for per-process states in the checkpoint)."""
-        if not self.ctx.enabled:
-            return [value]
-        gathered: list[Any] = [None] * self.ctx.world_size
-        torch.distributed.all_gather_object(gathered, value)
-        return gathered
-
-    def checkpoint_state(self) -> dict[str, Any]:
-        """Everything :meth:`_restore` needs, as tensors and plain values (see :mod:`.checkpoint`)."""
-        return {
+    def save(self, *names: str) -> None:
+        """Write the checkpoint as ``out_dir/<name>.pt`` for each name: everything :meth:`_restore` needs, as
+        tensors and plain values (see :mod:`.checkpoint`). Process 0 writes; all processes must call, since each
+        one's random state goes in."""
+        rng = capture_rng_state()
+        if self.ctx.enabled:
+            gathered: list[Any] = [None] * self.ctx.world_size
+            torch.distributed.all_gather_object(gathered, rng)
+        state = {
             "step": self.step,
             "best_val_loss": self.best_val_loss,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
             "batches": self.batches.state_dict(),  # the same in every process: one shared stream
-            "rng": self._gather(capture_rng_state()),
+            "rng": gathered if self.ctx.enabled else [rng],
             "train_config": self.config.to_dict(),
             "model_config": self.model_config.to_dict(),
             "data": self.meta,
         }
-
-    def save(self, *names: str) -> None:
-        """Write the checkpoint as ``out_dir/<name>.pt`` for each name (process 0 writes; all must call)."""
-        state = self.checkpoint_state()
         if self.ctx.is_main:
             for name in names:
                 save_checkpoint(self.out_dir / f"{name}.pt", state)
 
     # ---------------------------------------------------------------------------------------------- logging
-
-    def _start_log(self, resuming: bool) -> None:
-        """A fresh ``log.jsonl``, or, when resuming, the old one cut back to the checkpoint's step (the steps run
-        after it were lost with the interruption and are about to be run again)."""
-        if not self.ctx.is_main:
-            return
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        kept = []
-        if resuming and self.log_path.is_file():
-            for line in self.log_path.read_text().splitlines():
-                with contextlib.suppress(json.JSONDecodeError):
-                    record = json.loads(line)
-                    if record.get("step", 0) <= self.step:
-                        kept.append(line + "\n")
-        self.log_path.write_text("".join(kept))
 
     def log(self, record: dict[str, Any], message: str | None = None) -> None:
         """Append ``record`` to ``log.jsonl`` and print ``message`` (process 0 only)."""
@@ -421,61 +326,46 @@ class Trainer:
         cfg = self.config
         threads = f", {cfg.num_threads} threads" if self.device.type == "cpu" else ""
         return (f"{'resuming at' if self.step else 'training from'} step {self.step}: "
-                f"{self.model.num_parameters() / 1e6:.2f} M parameters; global batch {self.split.describe()} "
+                f"{self.model.num_parameters() / 1e6:.2f} M parameters; global batch {self.batch_split.describe()} "
                 f"of {cfg.max_len} tokens = {self.tokens_per_step:,} tokens per step; on {self.device} "
                 f"({self.dtype_note}{threads}) → {self.out_dir}")
 
     # -------------------------------------------------------------------------------------------- training
 
-    def is_check_step(self, step: int) -> bool:
-        """Whether optimizer step ``step`` (1-based) reads its figures back from the device (see the module
-        docstring): the first, log, evaluation and last steps, or every step with ``sync_every_step``. (A single
-        process also checks the step during which a stop signal arrived: it has no other process to agree with.)"""
+    def train_step(self, stop: StopRequest, check: bool) -> StepFigures | None:
+        """One optimizer step. On a check step (``check``) the figures are read back and returned, and a
+        non-finite value found there stops the step before the update (``finite`` is False, the weights are left
+        alone); otherwise nothing is read from the device and None is returned."""
         cfg = self.config
-        return (cfg.sync_every_step or step == 1 or step % cfg.log_interval == 0 or step % cfg.eval_interval == 0
-                or step >= cfg.max_steps)
-
-    def _forward_backward(self) -> torch.Tensor:
-        """This process's micro-batches forward and backward (gradients accumulate); their mean loss, on the
-        device."""
-        accum = self.split.accum_steps
+        set_lr(self.optimizer, lr_at(self.step, cfg.learning_rate, cfg.warmup_steps, cfg.total_decay_steps,
+                                     cfg.min_lr_factor))
+        accum = self.batch_split.accum_steps
         loss_sum = torch.zeros((), device=self.device)
         for micro in range(accum):
             x, y = self.batches.next()  # (b, T), (b, T)
             with ddp.maybe_no_sync(self.train_model, skip_sync=micro < accum - 1):
                 with self.autocast():
                     _, loss = self.train_model(x, y)
-                if not self.config.sync_every_step:
-                    self.batches.prefetch()  # the CPU reads the next micro-batch while the GPU runs the forward
-                self.scaler.scale(loss / accum).backward()
+                self.batches.prefetch()  # the CPU reads the next micro-batch while the GPU runs the forward
+                self.scaler.scale(loss / accum).backward()  # gradients add up over the micro-batches
             loss_sum += loss.detach().float()
-        return loss_sum / accum
-
-    def _read_figures(self, loss: torch.Tensor, grad_norm: torch.Tensor, stop: StopRequest) -> StepFigures:
-        """The one host sync of a check step: a single all-reduce and a single device-to-host copy."""
-        flags = torch.stack([loss, self._nonfinite.float(), torch.tensor(float(stop.requested), device=self.device)])
-        ddp.all_reduce_sum(flags, self.ctx)  # summed loss; counts of processes with a non-finite value / a signal
-        loss_sum, nonfinite, stops, norm = torch.cat([flags, grad_norm.detach().float().view(1)]).tolist()
-        self._nonfinite.zero_()
-        return StepFigures(loss_sum / self.ctx.world_size, norm, nonfinite == 0, stops > 0)
-
-    def train_step(self, stop: StopRequest, check: bool = True) -> StepFigures | None:
-        """One optimizer step. On a check step (``check``, see :meth:`is_check_step`) the figures are read back
-        and returned, and a non-finite value found there stops the step before the update (``finite`` is False,
-        the weights are left alone); otherwise nothing is read from the device and None is returned."""
-        cfg = self.config
-        lr = lr_at(self.step, cfg.learning_rate, cfg.warmup_steps, cfg.total_decay_steps, cfg.min_lr_factor)
-        set_lr(self.optimizer, lr)
-        loss = self._forward_backward()
+        loss = loss_sum / accum
         self.scaler.unscale_(self.optimizer)  # true gradients, so the clip threshold means what it says
         max_norm = cfg.grad_clip if cfg.grad_clip > 0 else math.inf
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
         self._nonfinite |= ~torch.isfinite(loss)
         if not self.scaler.is_enabled():  # fp16: inf gradients are the scaler's business (it skips the step)
             self._nonfinite |= ~torch.isfinite(grad_norm)
+
         figures = None
         if check or (stop.requested and not self.ctx.enabled):
-            figures = self._read_figures(loss, grad_norm, stop)
+            # The one host sync of a check step: a single all-reduce and a single device-to-host copy.
+            stop_flag = torch.tensor(float(stop.requested), device=self.device)
+            flags = torch.stack([loss, self._nonfinite.float(), stop_flag])
+            ddp.all_reduce_sum(flags, self.ctx)  # the summed loss; how many processes saw a non-finite value, a signal
+            loss_total, nonfinite, stops, norm = torch.cat([flags, grad_norm.detach().float().view(1)]).tolist()
+            self._nonfinite.zero_()
+            figures = StepFigures(loss_total / self.ctx.world_size, norm, nonfinite == 0, stops > 0)
             self._last_checked_step = self.step + 1
             if not figures.finite:
                 self.optimizer.zero_grad(set_to_none=True)
@@ -488,68 +378,26 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
-        """Mean loss and perplexity exp(loss) on the fixed train and val batches."""
-        self.compiled.eval()
+        """Mean loss and perplexity exp(loss) on the fixed train and val batches (process 0 alone evaluates, so on
+        the module inside DDP's wrapper: DDP's forward would wait for the other processes)."""
+        model = self.train_model.module if self.ctx.enabled else self.train_model
+        model.eval()
         result: dict[str, float] = {}
         for split, batches in self.eval_sets.items():
             losses = []
             for x, y in batches:
                 with self.autocast():
-                    _, loss = self.compiled(x, y)
+                    _, loss = model(x, y)
                 losses.append(loss.float())
             mean = torch.stack(losses).mean().item()
             result[f"{split}_loss"], result[f"{split}_ppl"] = mean, math.exp(min(mean, 80.0))
-        self.compiled.train()
-        return result
-
-    def _evaluate_and_log(self) -> dict[str, float]:
-        metrics = self.evaluate() if self.ctx.is_main else {}
+        model.train()
         if self.ctx.is_main:
-            val = metrics["val_loss"]
-            self.log({"kind": "eval", "step": self.step, **metrics},
-                     f"step {self.step}: train loss {metrics['train_loss']:.4f}, val loss {val:.4f} "
-                     f"({bits(val):.3f} bits per {self.token_unit}, perplexity {metrics['val_ppl']:.2f})")
-        return metrics
-
-    def _evaluate_and_save(self) -> float | None:
-        """Evaluate on process 0, broadcast whether val improved, write ``last`` (and ``best``)."""
-        metrics = self._evaluate_and_log()
-        improved = torch.tensor(float(metrics.get("val_loss", math.inf) < self.best_val_loss), device=self.device)
-        if self.ctx.enabled:
-            torch.distributed.broadcast(improved, src=0)
-        if improved.item():
-            self.best_val_loss = metrics["val_loss"] if self.ctx.is_main else self.best_val_loss
-            self.save("last", "best")
-        else:
-            self.save("last")
-        return metrics.get("val_loss")
-
-    def _log_step(self, figures: StepFigures, seconds: float) -> None:
-        record = {
-            "kind": "train",
-            "step": self.step,
-            "loss": figures.loss,
-            "lr": self.optimizer.param_groups[0]["lr"],
-            "grad_norm": figures.grad_norm,
-            "tokens_per_s": self.tokens_per_step / seconds,
-            "ms_per_step": 1000 * seconds,
-            "mem_mb": memory_mb(self.device),
-        }
-        mfu = ""
-        if self.peak_flops is not None:
-            record["mfu"] = self.flops_per_step / seconds / self.peak_flops
-            mfu = f", MFU {100 * record['mfu']:.1f}%"
-        self.log(record, f"step {self.step}: loss {figures.loss:.4f}, lr {record['lr']:.2e}, grad norm "
-                         f"{figures.grad_norm:.3f}, {record['ms_per_step']:.0f} ms/step, "
-                         f"{record['tokens_per_s']:,.0f} tokens/s{mfu}, {record['mem_mb']:,.0f} MiB")
-
-    def _log_divergence(self, figures: StepFigures, first_step: int) -> None:
-        step = self.step + 1
-        where = f"at step {step}" if first_step == step else f"between steps {first_step} and {step}"
-        self.log({"kind": "event", "step": step, "event": "diverged", "since_step": first_step,
-                  "loss": str(figures.loss), "grad_norm": str(figures.grad_norm)},
-                 f"a non-finite loss or gradient norm {where} (loss {figures.loss}, grad norm {figures.grad_norm}):"
-                 f" stopping; the last good checkpoint {self.out_dir / 'last.pt'} is kept")
+            self.log({"kind": "eval", "step": self.step, **result, "time": round(time.time(), 3)},
+                     f"step {self.step}: train loss {result['train_loss']:.4f}, val loss {result['val_loss']:.4f} "
+                     f"({bits(result['val_loss']):.3f} bits per {self.token_unit}, perplexity "
+                     f"{result['val_ppl']:.2f})")
+        return result
 
     def fit(self) -> TrainResult:
         """Train from the current step to ``max_steps``; evaluate, save, sample and plot along the way. The output
@@ -561,41 +409,72 @@ class Trainer:
 
     def _fit(self) -> TrainResult:
         cfg, start = self.config, time.perf_counter()
-        resuming, first_step, train_seconds = self.step > 0, self.step, 0.0
-        self._start_log(resuming)
+        first_step, train_seconds, status, val_loss = self.step, 0.0, "finished", None
         if self.ctx.is_main:
+            # A fresh log, or the old one cut back to the checkpoint's step (the steps run after it were lost with
+            # the interruption and are about to be run again).
+            kept = read_log(self.log_path) if first_step > 0 and self.log_path.is_file() else []
+            self.log_path.write_text("".join(json.dumps(r) + "\n" for r in kept if r.get("step", 0) <= first_step))
             write(self.startup_line())
-        if not resuming:
-            self._evaluate_and_log()
-        status, val_loss = "finished", None
+        if first_step == 0 and self.ctx.is_main:
+            self.evaluate()
         bar = progress_bar(total=cfg.max_steps, initial=self.step, desc="training", unit="step",
                            disable=not self.progress)
         window_start, window_steps = time.perf_counter(), 0  # ms/step and tokens/s average over the log interval
         with StopRequest() as stop:
             while self.step < cfg.max_steps:
-                t0 = time.perf_counter()
+                step = self.step + 1  # the step about to run, 1-based
+                log_now = step == 1 or step % cfg.log_interval == 0
+                eval_now = step % cfg.eval_interval == 0 or step == cfg.max_steps
                 unchecked_from = self._last_checked_step + 1
-                figures = self.train_step(stop, check=self.is_check_step(self.step + 1))
+                t0 = time.perf_counter()
+                figures = self.train_step(stop, check=cfg.sync_every_step or log_now or eval_now)
                 train_seconds += time.perf_counter() - t0
                 if figures is not None and not figures.finite:
                     status = "diverged"
-                    self._log_divergence(figures, unchecked_from)
+                    where = (f"at step {step}" if unchecked_from == step
+                             else f"between steps {unchecked_from} and {step}")
+                    self.log({"kind": "event", "step": step, "event": "diverged", "since_step": unchecked_from,
+                              "loss": str(figures.loss), "grad_norm": str(figures.grad_norm)},
+                             f"a non-finite loss or gradient norm {where} (loss {figures.loss}, grad norm "
+                             f"{figures.grad_norm}): stopping; the last good checkpoint {self.out_dir / 'last.pt'} "
+                             "is kept")
                     break
                 bar.update(1)
                 window_steps += 1
-                if figures is not None and (self.step % cfg.log_interval == 0 or self.step == 1):
-                    self._log_step(figures, (time.perf_counter() - window_start) / window_steps)
+                if log_now:
+                    seconds = (time.perf_counter() - window_start) / window_steps
+                    record = {"kind": "train", "step": step, "loss": figures.loss,
+                              "lr": self.optimizer.param_groups[0]["lr"], "grad_norm": figures.grad_norm,
+                              "tokens_per_s": self.tokens_per_step / seconds, "ms_per_step": 1000 * seconds,
+                              "mem_mb": memory_mb(self.device), "time": round(time.time(), 3)}
+                    mfu = ""
+                    if self.peak_flops is not None:
+                        record["mfu"] = self.flops_per_step / seconds / self.peak_flops
+                        mfu = f", MFU {100 * record['mfu']:.1f}%"
+                    self.log(record, f"step {step}: loss {figures.loss:.4f}, lr {record['lr']:.2e}, grad norm "
+                                     f"{figures.grad_norm:.3f}, {record['ms_per_step']:.0f} ms/step, "
+                                     f"{record['tokens_per_s']:,.0f} tokens/s{mfu}, {record['mem_mb']:,.0f} MiB")
                     window_start, window_steps = time.perf_counter(), 0
-                if self.step % cfg.eval_interval == 0 or self.step == cfg.max_steps:
-                    val_loss = self._evaluate_and_save()
+                if eval_now:
+                    metrics = self.evaluate() if self.ctx.is_main else {}
+                    val_loss = metrics.get("val_loss")
+                    improved = torch.tensor(float(metrics.get("val_loss", math.inf) < self.best_val_loss),
+                                            device=self.device)
+                    if self.ctx.enabled:
+                        torch.distributed.broadcast(improved, src=0)  # every process joins save()'s gather
+                    if improved.item():
+                        self.best_val_loss = val_loss if self.ctx.is_main else self.best_val_loss
+                        self.save("last", "best")
+                    else:
+                        self.save("last")
                     window_start, window_steps = time.perf_counter(), 0
                 if figures is not None and figures.stop_requested:
                     status = "interrupted"
-                    if self.step % cfg.eval_interval != 0 and self.step != cfg.max_steps:
+                    if not eval_now:
                         self.save("last")
-                    self.log({"kind": "event", "step": self.step, "event": "interrupted"},
-                             f"interrupted at step {self.step}: saved {self.out_dir / 'last.pt'}; "
-                             "continue with --resume")
+                    self.log({"kind": "event", "step": step, "event": "interrupted"},
+                             f"interrupted at step {step}: saved {self.out_dir / 'last.pt'}; continue with --resume")
                     break
         bar.close()
         samples = self.sample() if status == "finished" and self.ctx.is_main and cfg.num_samples else []
@@ -612,12 +491,12 @@ class Trainer:
         """``num_samples`` continuations of ``sample_prompt``, printed and written to ``samples.txt``."""
         from scratchformers.reference.generate import generate
 
-        cfg, tokenizer = self.config, self.tokenizer
+        cfg = self.config
         samples = []
         with self.autocast():
             for i in range(cfg.num_samples):
                 samples.append(generate(self.model, cfg.sample_prompt, cfg.sample_tokens, temperature=cfg.temperature,
-                                        top_k=cfg.top_k or None, seed=cfg.seed + i, tokenizer=tokenizer))
+                                        top_k=cfg.top_k or None, seed=cfg.seed + i, tokenizer=self.tokenizer))
         text = "\n".join(f"--- sample {i + 1} ---\n{s}\n" for i, s in enumerate(samples))
         (self.out_dir / "samples.txt").write_text(text)
         write(text)

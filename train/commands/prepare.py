@@ -75,7 +75,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from scratchformers.train.prepare import prepare_openwebtext, prepare_shakespeare
+    from scratchformers.train.prepare_openwebtext import prepare_openwebtext
+    from scratchformers.train.prepare_shakespeare import prepare_shakespeare
 
     start = time.perf_counter()
     try:
