@@ -25,6 +25,7 @@ from scratchformers.train.checkpoint import (
     save_checkpoint,
 )
 from scratchformers.train.plots import read_log
+from scratchformers.train.trainer import CLOCK_FIELDS
 
 # On the CPU on any machine: resumed runs must repeat the uninterrupted run's losses exactly (float32, one thread).
 TINY_RUN = ["--device", "cpu", "--dtype", "float32", "--num-layers", "1", "--num-heads", "2", "--emb-dim", "32", "--max-len", "16",
@@ -65,7 +66,9 @@ def wait_for_step(proc: subprocess.Popen, out_dir: Path, step: int, timeout: flo
 
 
 def eval_records(out_dir: Path) -> list[dict]:
-    return [r for r in train_records(out_dir) if r["kind"] == "eval"]
+    """The evaluations' figures, without their wall-clock time."""
+    evals = [r for r in train_records(out_dir) if r["kind"] == "eval"]
+    return [{k: v for k, v in r.items() if k not in CLOCK_FIELDS} for r in evals]
 
 
 def losses(out_dir: Path) -> list[tuple[int, float]]:
