@@ -126,3 +126,31 @@ def test_front_door_exports_resolve() -> None:
     for name in scratchformers.__all__:
         assert getattr(scratchformers, name) is not None, name
     assert scratchformers.count_parameters(scratchformers.get_config("gpt2")) == 124_439_808
+
+
+def test_the_front_doors_tokenizers_are_the_fast_trainers_and_need_no_triton() -> None:
+    """``from scratchformers import WordBPE, ByteLevelBPE`` gives the fast trainers, drop-ins for the reference classes
+    (subclasses, the same merges); importing the front door and training with them loads neither Triton nor the
+    kernels."""
+    probe = """
+import sys
+import scratchformers
+from scratchformers.fast import bpe as fast_bpe, bytebpe as fast_bytebpe
+from scratchformers.reference import bpe, bytebpe
+
+assert scratchformers.WordBPE is fast_bpe.WordBPE and issubclass(fast_bpe.WordBPE, bpe.WordBPE)
+assert scratchformers.ByteLevelBPE is fast_bytebpe.ByteLevelBPE
+assert issubclass(fast_bytebpe.ByteLevelBPE, bytebpe.ByteLevelBPE)
+text = scratchformers.shakespeare("tiny")[:20_000]
+fast, reference = scratchformers.WordBPE(), bpe.WordBPE()
+fast.train(text, num_merges=50)
+reference.train(text, num_merges=50)
+assert fast.merges == reference.merges
+byte_level = scratchformers.ByteLevelBPE()
+byte_level.train(text[:2_000], vocab_size=300)
+assert byte_level.decode(byte_level.encode("To be, or not to be")) == "To be, or not to be"
+loaded = sorted(name for name in sys.modules if name.startswith(("triton", "scratchformers.kernels")))
+assert not loaded, loaded
+"""
+    env = {key: value for key, value in os.environ.items() if key != "TRITON_INTERPRET"}
+    subprocess.run([sys.executable, "-c", probe], check=True, cwd=ROOT, env=env)
