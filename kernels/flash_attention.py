@@ -63,6 +63,10 @@ Head dimension
 --------------
 Tiles need a power-of-two head dimension of at least 16 (a ``tl.dot`` constraint). Other head dimensions <= 128 are
 zero-padded on the host: zero columns change neither Q Kᵀ nor the useful columns of the output.
+
+This file, in reading order: the device functions the kernels share (``_program`` to ``_key_range``), the forward
+kernel ``_attn_fwd``, the three backward kernels, the tuning tables, then the host functions that launch them.
+``reference/np_flash_attention.py`` is the same programs in NumPy, function for function.
 """
 from __future__ import annotations
 
@@ -75,48 +79,12 @@ from scratchformers.kernels.common import INTERPRET, device_guard, fixed_tile, i
 LOG2E = 1.4426950408889634
 
 
-# Retune only when head dim, masking mode or the power-of-two bucket of a sequence length changes: during
-# generation Tk grows by one per step, and tuning at every new length would cost far more than it saves.
-_TUNE_KEY = ["Q_BUCKET", "K_BUCKET", "HEAD_DIM", "CAUSAL", "HAS_LENS", "DROPOUT"]
-Tile = tuple[int, int, int, int]  # (BLOCK_M, BLOCK_N, num_warps, num_stages)
-
-
-def _autotune(half: list[Tile], half_wide: list[Tile], fp32: list[Tile], fp32_wide: list[Tile]):
-    """``triton.autotune`` over the candidates of one kernel, pruned per call to those of its precision and head dim.
-
-    ``half`` for fp16/bf16 (tensor-core dots) at head dim <= 64, ``half_wide`` at 128; ``fp32`` and ``fp32_wide``
-    for float32, whose exact ("ieee") dots hold their operands in registers as fp32: larger tiles spill heavily and
-    take minutes to compile. Every candidate of every list compiles for sm_90 without register spills and within
-    its 227 KiB of shared memory per program (``python tools/compile_sm90.py --extra``, with triton 3.9 and 3.6).
-    Under the interpreter: one small tile.
-    """
-    if INTERPRET:
-        return triton.autotune([triton.Config({"BLOCK_M": 16, "BLOCK_N": 16}, num_warps=4, num_stages=1)], _TUNE_KEY)
-    made = {tile: triton.Config({"BLOCK_M": tile[0], "BLOCK_N": tile[1]}, num_warps=tile[2], num_stages=tile[3])
-            for tile in dict.fromkeys(half + half_wide + fp32 + fp32_wide)}
-    lists = {(False, False): half, (False, True): half_wide, (True, False): fp32, (True, True): fp32_wide}
-
-    def prune(configs: list[triton.Config], named_args: dict, **kwargs) -> list[triton.Config]:
-        return [made[tile] for tile in lists[kwargs["DOT_PREC"] == "ieee", kwargs["HEAD_DIM"] > 64]]
-
-    return triton.autotune(list(made.values()), _TUNE_KEY, prune_configs_by={"early_config_prune": prune})
-
-
-def _without(tiles: list[Tile], spilling: Tile) -> list[Tile]:
-    return [tile for tile in tiles if tile != spilling]
-
-
-_FWD_HALF = [(128, 64, 4, 3), (128, 64, 8, 3), (128, 128, 8, 3), (64, 64, 4, 3), (64, 32, 4, 4), (16, 64, 4, 2)]
-_BWD_KV_HALF = [(32, 128, 8, 3), (64, 128, 8, 3), (32, 64, 4, 3), (64, 64, 8, 3), (32, 64, 8, 3), (16, 64, 4, 3)]
-_BWD_Q_HALF = [(128, 32, 4, 3), (128, 32, 8, 3), (128, 64, 8, 3), (64, 64, 4, 3), (64, 32, 4, 4), (16, 64, 4, 3)]
-_autotune_fwd = _autotune(_FWD_HALF, _without(_FWD_HALF, (128, 64, 4, 3)), [(16, 64, 4, 3)], [(16, 64, 4, 3)])
-_autotune_bwd_kv = _autotune(_BWD_KV_HALF, _without(_BWD_KV_HALF, (64, 128, 8, 3)), [(32, 64, 8, 3), (16, 64, 4, 3)],
-                             [(16, 32, 8, 3)])
-_autotune_bwd_q = _autotune(_BWD_Q_HALF, _without(_BWD_Q_HALF, (128, 32, 4, 3)), [(16, 64, 4, 3)], [(16, 64, 4, 3)])
-
-
 @triton.jit
-def _program(LENS, SEED, H, Tq, Tk, length, BLOCK: tl.constexpr, HAS_LENS: tl.constexpr, DROPOUT: tl.constexpr):
+def _program(LENS, SEED,  # key lengths (B,) and dropout seed (1,), or None (see _attn_fwd)
+             H, Tq, Tk,  # heads, queries and keys per head
+             length,  # the rows this kernel's grid cuts into blocks: Tq, or Tk for the dK/dV kernel
+             BLOCK: tl.constexpr,  # the block size along them
+             HAS_LENS: tl.constexpr, DROPOUT: tl.constexpr):
     """What this program owns and the per-(batch, head) facts it needs, the same for every kernel.
 
     The grid is one-dimensional, B · H · cdiv(length, BLOCK) programs (axis 0 allows 2³¹ - 1; axes 1 and 2 stop at
@@ -191,10 +159,18 @@ def _scores(q, k, offs_m, offs_n, key_len, q_shift, qk_scale, CAUSAL: tl.constex
 
 
 @triton.jit
-def _fwd_inner(acc, l_i, m_i, q, k_base, v_base, stride_kt, stride_vt, offs_m, offs_d, lo, hi, key_len, q_shift,
-               Tk, qk_scale, seed_bh, dropout_p,
-               BLOCK_N: tl.constexpr, CAUSAL: tl.constexpr, MASKED: tl.constexpr, DROPOUT: tl.constexpr,
-               DOT_PREC: tl.constexpr):
+def _fwd_inner(acc, l_i, m_i,  # the query block's running state: (BLOCK_M, HEAD_DIM), (BLOCK_M,), (BLOCK_M,) float32
+               q,  # the query tile, (BLOCK_M, HEAD_DIM)
+               k_base, v_base,  # this head's K and V (pointers)
+               stride_kt, stride_vt,  # their strides over time
+               offs_m, offs_d,  # the block's query indices (BLOCK_M,) and the head-dim indices (HEAD_DIM,)
+               lo, hi,  # visit the key blocks that start in [lo, hi)
+               key_len,  # keys from key_len on are padding
+               q_shift,  # Tk - Tq: query i sits at absolute position q_shift + i
+               Tk, qk_scale, seed_bh, dropout_p,  # as in _attn_fwd; seed_bh is this head's dropout seed
+               BLOCK_N: tl.constexpr, CAUSAL: tl.constexpr,
+               MASKED: tl.constexpr,  # these blocks straddle a mask boundary (False: no tl.where at all)
+               DROPOUT: tl.constexpr, DOT_PREC: tl.constexpr):
     """Online-softmax update of (acc, l_i, m_i) with the key blocks starting in [lo, hi)."""
     for start_n in range(lo, hi, BLOCK_N):
         offs_n = start_n + tl.arange(0, BLOCK_N)
@@ -227,14 +203,30 @@ def _key_range(start_m, key_len, q_shift, BLOCK_M: tl.constexpr, BLOCK_N: tl.con
     return full, hi
 
 
-@_autotune_fwd
 @triton.jit
-def _attn_fwd(Q, K, V, O, LSE, LENS, SEED,
-              stride_qb, stride_qh, stride_qt, stride_kb, stride_kh, stride_kt,
-              stride_vb, stride_vh, stride_vt, stride_ob, stride_oh, stride_ot,
-              H, Tq, Tk, Q_BUCKET, K_BUCKET, qk_scale, dropout_p,
-              HEAD_DIM: tl.constexpr, CAUSAL: tl.constexpr, HAS_LENS: tl.constexpr, DROPOUT: tl.constexpr,
-              DOT_PREC: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+def _attn_fwd(Q,  # queries, (B, H, Tq, HEAD_DIM)
+              K, V,  # keys and values, (B, H, Tk, HEAD_DIM), Q's dtype
+              O,  # output, (B, H, Tq, HEAD_DIM), Q's dtype
+              LSE,  # output, (B, H, Tq) float32, contiguous: each query row's log-sum-exp (base 2), for the backward
+              LENS,  # (B,) int32 key lengths (keys from LENS[b] on are padding), or None
+              SEED,  # (1,) int64 dropout seed, on the device, or None
+              stride_qb, stride_qh, stride_qt,  # Q's strides in elements over batch, head, time (head dim: stride 1)
+              stride_kb, stride_kh, stride_kt,  # K's
+              stride_vb, stride_vh, stride_vt,  # V's
+              stride_ob, stride_oh, stride_ot,  # O's
+              H, Tq, Tk,  # heads, queries and keys per head
+              Q_BUCKET, K_BUCKET,  # Tq and Tk rounded up to powers of two: read only by the autotuner, its key
+              qk_scale,  # the softmax scale times log2(e): the scores come out in base 2
+              dropout_p,  # the probability of dropping a weight (0.0 without DROPOUT)
+              HEAD_DIM: tl.constexpr,  # D, zero-padded by the host to a power of two >= 16
+              CAUSAL: tl.constexpr,  # causal mask, aligned bottom-right
+              HAS_LENS: tl.constexpr,  # LENS is given
+              DROPOUT: tl.constexpr,  # dropout_p > 0
+              DOT_PREC: tl.constexpr,  # "ieee" for float32 inputs, None for fp16/bf16 (see _flags)
+              BLOCK_M: tl.constexpr,  # query rows per program
+              BLOCK_N: tl.constexpr,  # keys per step of the loop over K and V
+              ):
+    """One program: BLOCK_M query rows of one head against every key they may see; writes their O and LSE rows."""
     start_m, bh, b, h, q_shift, key_len, seed_bh = _program(LENS, SEED, H, Tq, Tk, Tq, BLOCK_M, HAS_LENS, DROPOUT)
     offs_m = start_m + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, HEAD_DIM)
@@ -265,8 +257,15 @@ def _attn_fwd(Q, K, V, O, LSE, LENS, SEED,
 
 
 @triton.jit
-def _attn_bwd_delta(O, DO, DELTA, stride_ob, stride_oh, stride_ot, stride_dob, stride_doh, stride_dot, H, Tq,
-                    HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr):
+def _attn_bwd_delta(O,  # the forward's output, (B, H, Tq, HEAD_DIM)
+                    DO,  # the gradient reaching O, same shape
+                    DELTA,  # output, (B, H, Tq) float32, contiguous
+                    stride_ob, stride_oh, stride_ot,  # O's strides over batch, head, time
+                    stride_dob, stride_doh, stride_dot,  # DO's
+                    H, Tq,  # heads, queries per head
+                    HEAD_DIM: tl.constexpr,  # as in _attn_fwd
+                    BLOCK_M: tl.constexpr,  # query rows per program
+                    ):
     """Delta_i = rowsum(dO_i ⊙ O_i), the softmax-backward row term (see the module docstring)."""
     start_m, bh, b, h, _, _, _ = _program(None, None, H, Tq, Tq, Tq, BLOCK_M, False, False)
     offs_m = start_m + tl.arange(0, BLOCK_M)
@@ -279,10 +278,17 @@ def _attn_bwd_delta(O, DO, DELTA, stride_ob, stride_oh, stride_ot, stride_dob, s
 
 
 @triton.jit
-def _bwd_kv_inner(dk, dv, k, v, q_base, do_base, lse_base, delta_base, stride_qt, stride_dot, offs_n, offs_d, lo, hi,
-                  Tq, Tk, key_len, q_shift, qk_scale, seed_bh, dropout_p,
-                  BLOCK_M: tl.constexpr, CAUSAL: tl.constexpr, MASKED: tl.constexpr, DROPOUT: tl.constexpr,
-                  DOT_PREC: tl.constexpr):
+def _bwd_kv_inner(dk, dv,  # the key block's accumulators, (BLOCK_N, HEAD_DIM) float32 each
+                  k, v,  # its K and V tiles, (BLOCK_N, HEAD_DIM)
+                  q_base, do_base,  # this head's Q and dO (pointers)
+                  lse_base, delta_base,  # this head's rows of LSE and Delta (pointers)
+                  stride_qt, stride_dot,  # the strides of Q and dO over time
+                  offs_n, offs_d,  # the block's key indices (BLOCK_N,) and the head-dim indices (HEAD_DIM,)
+                  lo, hi,  # visit the query blocks that start in [lo, hi)
+                  Tq, Tk, key_len, q_shift, qk_scale, seed_bh, dropout_p,  # as in _fwd_inner
+                  BLOCK_M: tl.constexpr, CAUSAL: tl.constexpr,
+                  MASKED: tl.constexpr,  # these blocks straddle a mask boundary
+                  DROPOUT: tl.constexpr, DOT_PREC: tl.constexpr):
     """Accumulate dK, dV of one key block over the query blocks starting in [lo, hi).
 
     Works on transposed tiles (keys along rows) so that K and V are used as loaded. Query rows past Tq load
@@ -312,15 +318,28 @@ def _bwd_kv_inner(dk, dv, k, v, q_base, do_base, lse_base, delta_base, stride_qt
     return dk, dv
 
 
-@_autotune_bwd_kv
 @triton.jit
-def _attn_bwd_kv(Q, K, V, DO, DK, DV, LSE, DELTA, LENS, SEED,
-                 stride_qb, stride_qh, stride_qt, stride_kb, stride_kh, stride_kt,
-                 stride_vb, stride_vh, stride_vt, stride_dob, stride_doh, stride_dot,
-                 stride_dkb, stride_dkh, stride_dkt, stride_dvb, stride_dvh, stride_dvt,
-                 H, Tq, Tk, Q_BUCKET, K_BUCKET, qk_scale, sm_scale, dropout_p,
-                 HEAD_DIM: tl.constexpr, CAUSAL: tl.constexpr, HAS_LENS: tl.constexpr, DROPOUT: tl.constexpr,
-                 DOT_PREC: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+def _attn_bwd_kv(Q, K, V,  # the forward's inputs, as in _attn_fwd
+                 DO,  # the gradient reaching O, (B, H, Tq, HEAD_DIM)
+                 DK, DV,  # outputs, (B, H, Tk, HEAD_DIM), in K's and V's dtypes
+                 LSE,  # (B, H, Tq) float32, saved by the forward
+                 DELTA,  # (B, H, Tq) float32, rowsum(dO ⊙ O) from _attn_bwd_delta
+                 LENS, SEED,  # as in _attn_fwd
+                 stride_qb, stride_qh, stride_qt,  # strides over batch, head, time of Q,
+                 stride_kb, stride_kh, stride_kt,  # K,
+                 stride_vb, stride_vh, stride_vt,  # V,
+                 stride_dob, stride_doh, stride_dot,  # DO,
+                 stride_dkb, stride_dkh, stride_dkt,  # DK
+                 stride_dvb, stride_dvh, stride_dvt,  # and DV
+                 H, Tq, Tk, Q_BUCKET, K_BUCKET, qk_scale,  # as in _attn_fwd
+                 sm_scale,  # the softmax scale alone: dK = sm_scale · dSᵀ Q
+                 dropout_p,  # as in _attn_fwd
+                 HEAD_DIM: tl.constexpr, CAUSAL: tl.constexpr, HAS_LENS: tl.constexpr,  # as in _attn_fwd
+                 DROPOUT: tl.constexpr, DOT_PREC: tl.constexpr,  # as in _attn_fwd
+                 BLOCK_M: tl.constexpr,  # queries per step of the loop over Q and dO
+                 BLOCK_N: tl.constexpr,  # key rows per program
+                 ):
+    """One program: dK and dV of BLOCK_N keys of one head, summed over every query block that sees them."""
     start_n, bh, b, h, q_shift, key_len, seed_bh = _program(LENS, SEED, H, Tq, Tk, Tk, BLOCK_N, HAS_LENS, DROPOUT)
     offs_n = start_n + tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, HEAD_DIM)
@@ -356,8 +375,11 @@ def _attn_bwd_kv(Q, K, V, DO, DK, DV, LSE, DELTA, LENS, SEED,
 
 
 @triton.jit
-def _bwd_q_inner(dq, q, do, lse, delta, k_base, v_base, stride_kt, stride_vt, offs_m, offs_d, lo, hi, Tk, key_len,
-                 q_shift, qk_scale, seed_bh, dropout_p,
+def _bwd_q_inner(dq,  # the query block's accumulator, (BLOCK_M, HEAD_DIM) float32
+                 q, do,  # its Q and dO tiles, (BLOCK_M, HEAD_DIM)
+                 lse, delta,  # its rows of LSE and Delta, (BLOCK_M,)
+                 k_base, v_base, stride_kt, stride_vt, offs_m, offs_d, lo, hi,  # as in _fwd_inner
+                 Tk, key_len, q_shift, qk_scale, seed_bh, dropout_p,  # as in _fwd_inner
                  BLOCK_N: tl.constexpr, CAUSAL: tl.constexpr, MASKED: tl.constexpr, DROPOUT: tl.constexpr,
                  DOT_PREC: tl.constexpr):
     """Accumulate dQ of one query block over the key blocks starting in [lo, hi)."""
@@ -375,15 +397,24 @@ def _bwd_q_inner(dq, q, do, lse, delta, k_base, v_base, stride_kt, stride_vt, of
     return dq
 
 
-@_autotune_bwd_q
 @triton.jit
-def _attn_bwd_q(Q, K, V, DO, DQ, LSE, DELTA, LENS, SEED,
-                stride_qb, stride_qh, stride_qt, stride_kb, stride_kh, stride_kt,
-                stride_vb, stride_vh, stride_vt, stride_dob, stride_doh, stride_dot,
-                stride_dqb, stride_dqh, stride_dqt,
-                H, Tq, Tk, Q_BUCKET, K_BUCKET, qk_scale, sm_scale, dropout_p,
-                HEAD_DIM: tl.constexpr, CAUSAL: tl.constexpr, HAS_LENS: tl.constexpr, DROPOUT: tl.constexpr,
-                DOT_PREC: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+def _attn_bwd_q(Q, K, V, DO,  # as in _attn_bwd_kv
+                DQ,  # output, (B, H, Tq, HEAD_DIM), Q's dtype
+                LSE, DELTA, LENS, SEED,  # as in _attn_bwd_kv
+                stride_qb, stride_qh, stride_qt,  # strides over batch, head, time of Q,
+                stride_kb, stride_kh, stride_kt,  # K,
+                stride_vb, stride_vh, stride_vt,  # V,
+                stride_dob, stride_doh, stride_dot,  # DO
+                stride_dqb, stride_dqh, stride_dqt,  # and DQ
+                H, Tq, Tk, Q_BUCKET, K_BUCKET, qk_scale,  # as in _attn_fwd
+                sm_scale,  # the softmax scale alone: dQ = sm_scale · dS K
+                dropout_p,  # as in _attn_fwd
+                HEAD_DIM: tl.constexpr, CAUSAL: tl.constexpr, HAS_LENS: tl.constexpr,  # as in _attn_fwd
+                DROPOUT: tl.constexpr, DOT_PREC: tl.constexpr,  # as in _attn_fwd
+                BLOCK_M: tl.constexpr,  # query rows per program
+                BLOCK_N: tl.constexpr,  # keys per step of the loop over K and V
+                ):
+    """One program: dQ of BLOCK_M query rows of one head, summed over every key block they see."""
     start_m, bh, b, h, q_shift, key_len, seed_bh = _program(LENS, SEED, H, Tq, Tk, Tq, BLOCK_M, HAS_LENS, DROPOUT)
     offs_m = start_m + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, HEAD_DIM)
@@ -404,6 +435,58 @@ def _attn_bwd_q(Q, K, V, DO, DQ, LSE, DELTA, LENS, SEED,
                       key_len, q_shift, qk_scale, seed_bh, dropout_p, BLOCK_N, CAUSAL, True, DROPOUT, DOT_PREC)
     tl.store(_tile(_head(DQ, b, h, stride_dqb, stride_dqh), offs_m, stride_dqt, offs_d),
              (dq * sm_scale).to(DQ.dtype.element_ty), mask=row[:, None])
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Tuning: the tiles each kernel may run with
+# ----------------------------------------------------------------------------------------------------------------------
+# The kernels above are right for any tile sizes (powers of two >= 16); how fast they run depends on BLOCK_M, BLOCK_N,
+# the number of warps and the depth of the software pipeline (num_stages), differently on every GPU. The autotuner
+# times the candidates below on the first launch of each kind (see _TUNE_KEY) and keeps the fastest. The tables are
+# applied here, after the algorithm, instead of as decorators above each kernel.
+
+# Retune only when head dim, masking mode or the power-of-two bucket of a sequence length changes: during
+# generation Tk grows by one per step, and tuning at every new length would cost far more than it saves.
+_TUNE_KEY = ["Q_BUCKET", "K_BUCKET", "HEAD_DIM", "CAUSAL", "HAS_LENS", "DROPOUT"]
+Tile = tuple[int, int, int, int]  # (BLOCK_M, BLOCK_N, num_warps, num_stages)
+
+
+def _autotune(kernel, half: list[Tile], half_wide: list[Tile], fp32: list[Tile], fp32_wide: list[Tile]):
+    """``kernel`` under ``triton.autotune`` over its candidates, pruned per call to those of its precision and head dim.
+
+    ``half`` for fp16/bf16 (tensor-core dots) at head dim <= 64, ``half_wide`` at 128; ``fp32`` and ``fp32_wide``
+    for float32, whose exact ("ieee") dots hold their operands in registers as fp32: larger tiles spill heavily and
+    take minutes to compile. Every candidate of every list compiles for sm_90 without register spills and within
+    its 227 KiB of shared memory per program (``python tools/compile_sm90.py --extra``, with triton 3.9 and 3.6).
+    Under the interpreter: one small tile.
+    """
+    if INTERPRET:
+        return triton.autotune([triton.Config({"BLOCK_M": 16, "BLOCK_N": 16}, num_warps=4, num_stages=1)],
+                               _TUNE_KEY)(kernel)
+    made = {tile: triton.Config({"BLOCK_M": tile[0], "BLOCK_N": tile[1]}, num_warps=tile[2], num_stages=tile[3])
+            for tile in dict.fromkeys(half + half_wide + fp32 + fp32_wide)}
+    lists = {(False, False): half, (False, True): half_wide, (True, False): fp32, (True, True): fp32_wide}
+
+    def prune(configs: list[triton.Config], named_args: dict, **kwargs) -> list[triton.Config]:
+        return [made[tile] for tile in lists[kwargs["DOT_PREC"] == "ieee", kwargs["HEAD_DIM"] > 64]]
+
+    return triton.autotune(list(made.values()), _TUNE_KEY, prune_configs_by={"early_config_prune": prune})(kernel)
+
+
+def _without(tiles: list[Tile], spilling: Tile) -> list[Tile]:
+    """The candidates for head dim 64 less one that spills registers at head dim 128."""
+    return [tile for tile in tiles if tile != spilling]
+
+
+_FWD_HALF = [(128, 64, 4, 3), (128, 64, 8, 3), (128, 128, 8, 3), (64, 64, 4, 3), (64, 32, 4, 4), (16, 64, 4, 2)]
+_BWD_KV_HALF = [(32, 128, 8, 3), (64, 128, 8, 3), (32, 64, 4, 3), (64, 64, 8, 3), (32, 64, 8, 3), (16, 64, 4, 3)]
+_BWD_Q_HALF = [(128, 32, 4, 3), (128, 32, 8, 3), (128, 64, 8, 3), (64, 64, 4, 3), (64, 32, 4, 4), (16, 64, 4, 3)]
+_attn_fwd = _autotune(_attn_fwd, half=_FWD_HALF, half_wide=_without(_FWD_HALF, (128, 64, 4, 3)),
+                      fp32=[(16, 64, 4, 3)], fp32_wide=[(16, 64, 4, 3)])
+_attn_bwd_kv = _autotune(_attn_bwd_kv, half=_BWD_KV_HALF, half_wide=_without(_BWD_KV_HALF, (64, 128, 8, 3)),
+                         fp32=[(32, 64, 8, 3), (16, 64, 4, 3)], fp32_wide=[(16, 32, 8, 3)])
+_attn_bwd_q = _autotune(_attn_bwd_q, half=_BWD_Q_HALF, half_wide=_without(_BWD_Q_HALF, (128, 32, 4, 3)),
+                        fp32=[(16, 64, 4, 3)], fp32_wide=[(16, 64, 4, 3)])
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -428,10 +511,17 @@ def _strides(x: torch.Tensor) -> tuple[int, int, int]:
 
 
 def _flags(q: torch.Tensor, key_lens: torch.Tensor | None, causal: bool, dropout_p: float) -> dict:
-    """Compile-time switches shared by the kernels. Half-precision tiles go to the tensor cores; float32 inputs use
-    exact fp32 dots (not TF32), so the fp32 path matches a float32 reference to rounding."""
+    """Compile-time switches shared by the kernels.
+
+    DOT_PREC is the ``input_precision`` of every ``tl.dot``, which decides only how a float32 × float32 product is
+    computed: "ieee" is exact fp32, where Triton's default would round the operands to TF32 (10-bit mantissas) for
+    the tensor cores. Float32 inputs get "ieee", so the fp32 path matches a float32 reference to rounding. With fp16
+    or bf16 inputs every dot takes half-precision operands (P and dS are cast to V's and Q's dtype first), which the
+    tensor cores multiply in their own precision into float32 accumulators whatever ``input_precision`` says: for
+    them DOT_PREC is None, Triton's default, and the dots are plain fp16 or bf16 ones.
+    """
     return dict(HEAD_DIM=q.shape[-1], CAUSAL=causal, HAS_LENS=key_lens is not None, DROPOUT=dropout_p > 0.0,
-                DOT_PREC="ieee" if q.dtype == torch.float32 else "tf32")
+                DOT_PREC="ieee" if q.dtype == torch.float32 else None)
 
 
 def _grid(B: int, H: int, length: int, block: str):

@@ -74,10 +74,26 @@ def _column(P, cols, stride, N):
     return tl.load(P + cols.to(tl.int64) * stride, mask=cols < N, other=0.0).to(tl.float32)
 
 
+# Tuning, for both kernels. A row kernel has one knob, its number of warps (``common.row_configs``), tried afresh for
+# each tile shape (the autotuning key) and pruned to the counts that leave each thread at most 64 elements of the
+# tile (32 in the backward, which holds about six tiles at once), so that the live tiles stay in registers
+# (``common.prune_row_configs``). BLOCK_M, the rows per program, is set on the host from the row length.
 @triton.autotune(configs=row_configs(), key=["BLOCK_N", "BLOCK_M"], prune_configs_by=prune_row_configs(64))
 @triton.jit
-def _layernorm_fwd(X, Y, W, B, MEAN, RSTD, M, N, stride_x, stride_y, stride_w, stride_b, eps,
-                   HAS_BIAS: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+def _layernorm_fwd(X,  # input rows, (M, N), unit stride along a row
+                   Y,  # output rows, (M, N), X's dtype
+                   W, B,  # weight γ and bias β, (N,) each, any stride; B is None without a bias
+                   MEAN, RSTD,  # (M,) float32 outputs: each row's mean and 1 / std, saved for the backward
+                   M,  # number of rows
+                   N,  # row length (the normalised dimension)
+                   stride_x, stride_y,  # elements from one row to the next, in X and in Y
+                   stride_w, stride_b,  # elements from one entry of W (of B) to the next
+                   eps,  # added to the variance inside the square root
+                   HAS_BIAS: tl.constexpr,  # B is not None
+                   BLOCK_M: tl.constexpr,  # rows per program
+                   BLOCK_N: tl.constexpr,  # N rounded up to a power of two: one tile holds whole rows
+                   ):
+    """One program: BLOCK_M whole rows normalised, with their mean and rstd saved."""
     rows, cols, row_ok, mask = row_tile(tl.program_id(0) * BLOCK_M, M, N, BLOCK_M, BLOCK_N)
     x = tl.load(X + rows[:, None] * stride_x + cols[None, :], mask=mask, other=0.0).to(tl.float32)
     mean, xc = _centre(x, mask, N)
@@ -92,8 +108,21 @@ def _layernorm_fwd(X, Y, W, B, MEAN, RSTD, M, N, stride_x, stride_y, stride_w, s
 
 @triton.autotune(configs=row_configs(), key=["BLOCK_N", "BLOCK_M"], prune_configs_by=prune_row_configs(32))
 @triton.jit
-def _layernorm_bwd(X, DY, DX, W, MEAN, RSTD, DW_PARTIAL, DB_PARTIAL, M, N, stride_x, stride_dy, stride_dx, stride_w,
-                   NUM_PROGRAMS, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+def _layernorm_bwd(X,  # the forward's input rows, (M, N)
+                   DY,  # the gradient reaching Y, (M, N)
+                   DX,  # the gradient of X, (M, N), X's dtype
+                   W,  # weight γ, (N,), any stride
+                   MEAN, RSTD,  # (M,) float32, saved by the forward
+                   DW_PARTIAL, DB_PARTIAL,  # (NUM_PROGRAMS, N) float32: one row of partial dγ and dβ per program
+                   M,  # number of rows
+                   N,  # row length
+                   stride_x, stride_dy, stride_dx,  # elements from one row to the next, in X, DY and DX
+                   stride_w,  # elements from one entry of W to the next
+                   NUM_PROGRAMS,  # G, the size of the grid: program g takes the row tiles g, g + G, g + 2G, ...
+                   BLOCK_M: tl.constexpr,  # rows per tile
+                   BLOCK_N: tl.constexpr,  # N rounded up to a power of two
+                   ):
+    """One program: dx for its row tiles, and one row of the partial dw and db sums (see the module docstring)."""
     pid = tl.program_id(0)
     w = _column(W, tl.arange(0, BLOCK_N), stride_w, N)
     dw = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)

@@ -31,9 +31,21 @@ from scratchformers.kernels.common import (as_rows, device_guard, fixed_tile, in
                                            prune_row_configs, row_configs, row_tile, rows_per_program)
 
 
+# Tuning, for both kernels. A row kernel has one knob, its number of warps (``common.row_configs``), tried afresh for
+# each tile shape (the autotuning key) and pruned to the counts that leave each thread at most 128 elements of the
+# tile, so that the tile stays in registers (``common.prune_row_configs``). BLOCK_M, the rows per program, is set on
+# the host from the row length (``common.rows_per_program``).
 @triton.autotune(configs=row_configs(), key=["BLOCK_N", "BLOCK_M"], prune_configs_by=prune_row_configs(128))
 @triton.jit
-def _softmax_fwd(X, Y, M, N, stride_x, stride_y, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+def _softmax_fwd(X,  # input rows, (M, N), unit stride along a row
+                 Y,  # output rows, (M, N), X's dtype
+                 M,  # number of rows
+                 N,  # row length
+                 stride_x, stride_y,  # elements from one row to the next, in X and in Y
+                 BLOCK_M: tl.constexpr,  # rows per program
+                 BLOCK_N: tl.constexpr,  # N rounded up to a power of two: one tile holds whole rows
+                 ):
+    """One program: the softmax of BLOCK_M whole rows, loaded once and stored once."""
     rows, cols, _, mask = row_tile(tl.program_id(0) * BLOCK_M, M, N, BLOCK_M, BLOCK_N)
     x = tl.load(X + rows[:, None] * stride_x + cols[None, :], mask=mask, other=float("-inf")).to(tl.float32)
     row_max = tl.max(x, axis=1)
@@ -46,7 +58,16 @@ def _softmax_fwd(X, Y, M, N, stride_x, stride_y, BLOCK_M: tl.constexpr, BLOCK_N:
 
 @triton.autotune(configs=row_configs(), key=["BLOCK_N", "BLOCK_M"], prune_configs_by=prune_row_configs(128))
 @triton.jit
-def _softmax_bwd(Y, DY, DX, M, N, stride_y, stride_dy, stride_dx, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+def _softmax_bwd(Y,  # the forward's output rows, (M, N)
+                 DY,  # the gradient reaching Y, (M, N)
+                 DX,  # the gradient of the input, (M, N), Y's dtype
+                 M,  # number of rows
+                 N,  # row length
+                 stride_y, stride_dy, stride_dx,  # elements from one row to the next, in Y, DY and DX
+                 BLOCK_M: tl.constexpr,  # rows per program
+                 BLOCK_N: tl.constexpr,  # N rounded up to a power of two
+                 ):
+    """One program: dx = y ⊙ (dy - rowsum(y ⊙ dy)) for BLOCK_M whole rows."""
     rows, cols, _, mask = row_tile(tl.program_id(0) * BLOCK_M, M, N, BLOCK_M, BLOCK_N)
     y = tl.load(Y + rows[:, None] * stride_y + cols[None, :], mask=mask, other=0.0).to(tl.float32)
     dy = tl.load(DY + rows[:, None] * stride_dy + cols[None, :], mask=mask, other=0.0).to(tl.float32)

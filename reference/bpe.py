@@ -142,8 +142,9 @@ def warn_early_stop(learned: int, requested: int) -> None:
 def learn_bpe(corpus: Corpus, num_merges: int, verbose: bool = False) -> list[Pair]:
     """Learn up to ``num_merges`` merges from ``corpus``; returns them in order.
 
-    The seed's loop: recount all pairs, merge the best one, repeat. Each merge costs a pass over the whole
-    vocabulary; :func:`scratchformers.fast.bpe.learn_bpe` gives the same list without the full recount.
+    The plain loop, as the 'Transformers From Scratch' notebook this library follows writes it: recount all pairs,
+    merge the best one, repeat. Each merge costs a pass over the whole vocabulary;
+    :func:`scratchformers.fast.bpe.learn_bpe` gives the same list without the full recount.
     """
     check_num_merges(num_merges)
     vocab = build_vocab(corpus)

@@ -1,18 +1,18 @@
 """Model configuration and the classic presets, from a 6-layer toy to GPT-3.
 
-Field names follow the project's seed (its ``GPT2(**config)``): ``max_len`` (context length), ``emb_dim`` (the
-width of the token and position embeddings), ``num_layers``, ``num_heads``, ``model_dim`` (the model's hidden
-width, d_model: the residual stream that every block reads and writes), ``vocab_size``, ``dropout``,
-``weight_decay``. In GPT-2 the embeddings *are* the residual stream, so ``emb_dim`` and ``model_dim`` are two names
-for one width: give either (the other follows) or both with the same value. The feed-forward MLP's inner width,
-d_ff, has its own field, ``mlp_dim``, 4 · d_model by default as in GPT-2.
+Field names follow the 'Transformers From Scratch' notebook this library follows (its ``GPT2(**config)``):
+``max_len`` (context length), ``emb_dim`` (the width of the token and position embeddings), ``num_layers``,
+``num_heads``, ``model_dim`` (the model's hidden width, d_model: the residual stream that every block reads and
+writes), ``vocab_size``, ``dropout``, ``weight_decay``. In GPT-2 the embeddings *are* the residual stream, so
+``emb_dim`` and ``model_dim`` are two names for one width: give either (the other follows) or both with the same
+value. The feed-forward MLP's inner width, d_ff, has its own field, ``mlp_dim``, 4 · d_model by default as in GPT-2.
 
-The seed's config, ``GPTConfig(max_len=1024, emb_dim=768, num_layers=12, num_heads=12, model_dim=768,
+That notebook's config, ``GPTConfig(max_len=1024, emb_dim=768, num_layers=12, num_heads=12, model_dim=768,
 vocab_size=50257, weight_decay=0.1, dropout=0.0)``, is GPT-2 small: 124,439,808 parameters, an MLP 3072 wide.
 
-A note on the original notebook's table. It listed GPT-3 with a width of 2048: that is GPT-3's *context length*.
+A note on that notebook's table of sizes. It lists GPT-3 with a width of 2048: that is GPT-3's *context length*.
 The 175B model of Brown et al. (2020, table 2.1) has 96 layers, 96 heads of size 128 and d_model = 12288; the
-``gpt3`` preset uses the paper's numbers. It also gave GPT-Mini (6 layers, 6 heads, width 192, minGPT's made-up
+``gpt3`` preset uses the paper's numbers. It also gives GPT-Mini (6 layers, 6 heads, width 192, minGPT's made-up
 ``gpt-mini``, which publishes no count) as "1.2M parameters". No GPT-2-shaped model of that size has 1.2M: its
 blocks alone hold 2,669,568 parameters (1,339,008 even with an MLP only 192 wide, the closest reading), and the
 whole ``gpt-mini`` preset, with GPT-2's 50,257-token table and 256 positions, has 12,368,064.
@@ -106,8 +106,7 @@ class GPTConfig:
     def from_dict(cls, values: dict[str, Any]) -> GPTConfig:
         """Inverse of :meth:`to_dict`; unknown keys are a clear error, not silently dropped.
 
-        A record without ``mlp_dim`` was written before that field existed, when ``model_dim`` held the MLP's
-        width: it is read with that meaning, so older checkpoints still load.
+        A record without ``mlp_dim`` is one whose ``model_dim`` is the MLP's width, and is read with that meaning.
         """
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)

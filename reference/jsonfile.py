@@ -2,8 +2,9 @@
 
 :func:`save_json` encodes everything first (a value that cannot be written fails before the file is touched), then
 :func:`write_atomically`: a temporary file next to the target, flushed to disk and renamed over the target, so the
-path holds the old file or the new one, whole, whatever happens (training checkpoints are written the same way). :func:`load_json` checks the file's ``format`` and ``version`` and
-that every field it needs is there with the right type, so a damaged file is one ``ValueError`` naming the field.
+path holds the old file or the new one, whole, whatever happens (training checkpoints are written the same way).
+:func:`load_json` checks the file's ``format`` and ``version`` and that every field it needs is there with the right
+type, so a damaged file is one ``ValueError`` naming the field.
 """
 from __future__ import annotations
 

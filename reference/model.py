@@ -9,9 +9,21 @@
 Normalising *before* each sub-layer (pre-norm, rather than after as in the original Transformer) keeps the residual
 stream an untouched sum of every layer's contribution, which makes deep stacks train stably without warm-up tricks.
 
-The pieces with a story of their own have their own files: the attention formula and its masks (attention.py),
-LayerNorm (layernorm.py), GELU (gelu.py), positional encodings (positional.py), the KV cache (kv_cache.py). Which
-implementation of attention, LayerNorm and GELU runs is chosen by name in the config (backends.py).
+Read this file top to bottom: the attention heads, the MLP, the block, the model. Three pieces have a formula and a
+file of their own, and the config chooses their implementation by name (``GPTConfig.attention``, ``.layernorm``,
+``.gelu``), which ``backends.build`` (backends.py) looks up. The default, "reference", is the formula in torch:
+
+    piece      default, "reference"                                         alternatives, with the same parameters
+    attention  attention.scaled_dot_product_attention                       "torch_sdpa": F.scaled_dot_product_attention
+               softmax(Q Kᵀ / √D + M) V, M = −∞ where a key is hidden       (attention.py); "fast": Triton flash
+               (the future, padding); also returns the weights              attention (fast/attention.py, kernels/)
+    LayerNorm  layernorm.LayerNorm                                          "torch": F.layer_norm (layernorm.py);
+               (x − μ) / √(σ² + ε) · γ + β over the last dimension          "fast": Triton (fast/layernorm.py, kernels/)
+    GELU       gelu.GELU("tanh")                                            "torch": F.gelu (gelu.py)
+               ½ x (1 + tanh(√(2/π) (x + 0.044715 x³)))
+
+Another implementation joins with ``backends.register``. Positional encodings are in positional.py, the KV cache that
+sampling uses in kv_cache.py.
 
 Parameter names follow GPT-2 / nanoGPT (``transformer.wte``, ``transformer.h.0.attn.c_attn``, …) so the
 weights map one-to-one onto OpenAI's checkpoints. Initialisation follows GPT-2: every weight ~ N(0, 0.02),
@@ -46,7 +58,7 @@ class MultiHeadAttention(nn.Module):
         self.head_dim = config.head_dim
         self.dropout = config.dropout
         self.backend = config.attention
-        self.attend = backends.build("attention", config)
+        self.attend = backends.build("attention", config)  # by default attention.scaled_dot_product_attention
         self.c_attn = nn.Linear(config.model_dim, 3 * config.model_dim, bias=config.bias)
         self.c_proj = nn.Linear(config.model_dim, config.model_dim, bias=config.bias)
         self.resid_dropout = nn.Dropout(config.dropout)
@@ -80,6 +92,7 @@ class MultiHeadAttention(nn.Module):
         if kv_cache is not None:
             k, v = kv_cache.update(layer, k, v)  # (B, H, T_cache + T, D)
         dropout_p = self.dropout if self.training else 0.0
+        # softmax(q kᵀ / √D + M) v in each head, M hiding the future (causal) and the padding (attention_mask)
         out, weights = self.attend(q, k, v, causal=True, attention_mask=attention_mask, dropout_p=dropout_p)
         if need_weights and weights is None:
             raise ValueError(f"attention={self.backend!r} never materialises the attention weights; build the model "
@@ -99,7 +112,7 @@ class MLP(nn.Module):
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
         self.c_fc = nn.Linear(config.model_dim, config.mlp_dim, bias=config.bias)
-        self.gelu = backends.build("gelu", config)
+        self.gelu = backends.build("gelu", config)  # by default gelu.GELU("tanh")
         self.c_proj = nn.Linear(config.mlp_dim, config.model_dim, bias=config.bias)
         self.dropout = nn.Dropout(config.dropout)
 
@@ -112,7 +125,7 @@ class Block(nn.Module):
 
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
-        self.ln_1 = backends.build("layernorm", config)
+        self.ln_1 = backends.build("layernorm", config)  # by default layernorm.LayerNorm
         self.attn = MultiHeadAttention(config)
         self.ln_2 = backends.build("layernorm", config)
         self.mlp = MLP(config)

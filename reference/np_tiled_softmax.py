@@ -7,7 +7,7 @@ tile of y and dy per program in the same way. See the kernel's module docstring 
 ``reference/np_flash_attention.py`` for how Triton's vocabulary maps onto NumPy (``np_tiles``).
 
 ``block_m`` (rows per program) is an argument: the kernel's host sets it from the row length
-(``kernels/rowwise.py``). Arithmetic is float32 as in the kernel, float64 for float64 inputs.
+(``rows_per_program`` in ``kernels/common.py``). Arithmetic is float32 as in the kernel, float64 for float64 inputs.
 """
 from __future__ import annotations
 

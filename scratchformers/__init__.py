@@ -10,7 +10,12 @@ The library lives in four packages that mirror the repository's folders, each im
 - :mod:`scratchformers.train`: data preparation, the training loop, checkpoints, sampling, plots and the command line
   (:mod:`scratchformers.train.cli`).
 
-This front door only re-exports the most used names (and, in a bare checkout, maps the folders: see below).
+This front door only re-exports the most used names (and, in a bare checkout, maps the folders: see below). Its
+tokenizers are the fast ones, the trainers to use: ``WordBPE`` is :class:`scratchformers.fast.bpe.WordBPE` and
+``ByteLevelBPE`` is :class:`scratchformers.fast.bytebpe.ByteLevelBPE`, subclasses of the reference classes in
+:mod:`scratchformers.reference.bpe` and :mod:`scratchformers.reference.bytebpe` (the ones to read) with the same
+merges, token ids and files. Both are pure Python (the byte-level one encodes with tiktoken): importing this package
+imports neither Triton nor the kernels.
 """
 from __future__ import annotations
 
@@ -32,8 +37,8 @@ if (_ROOT / "pyproject.toml").is_file() and _ROOT.name not in ("site-packages", 
         _spec.submodule_search_locations = [str(_ROOT / _folder)]
         sys.modules[_spec.name] = globals()[_folder] = importlib.util.module_from_spec(_spec)
 
-from scratchformers.reference.bpe import WordBPE
-from scratchformers.reference.bytebpe import ByteLevelBPE
+from scratchformers.fast.bpe import WordBPE
+from scratchformers.fast.bytebpe import ByteLevelBPE
 from scratchformers.reference.config import GPTConfig, count_parameters, get_config
 from scratchformers.reference.generate import generate
 from scratchformers.reference.gpt2_encoding import gpt2_encoding

@@ -153,3 +153,32 @@ def test_the_bare_checkout_maps_exactly_the_library_folders(bare_checkout: pathl
              "    raise SystemExit('scratchformers.' + name + ' should not import')\n")
     env = {**os.environ, "PYTHONPATH": str(bare_checkout)}
     subprocess.run([sys.executable, "-c", probe], check=True, cwd=tmp_path, env=env)
+
+
+def test_the_front_doors_tokenizers_are_the_fast_trainers_and_need_no_triton() -> None:
+    """``from scratchformers import WordBPE, ByteLevelBPE`` gives the fast trainers, drop-ins for the reference classes
+    (subclasses, the same merges); importing the front door and training with them loads neither Triton nor the
+    kernels."""
+    probe = """
+import sys
+import scratchformers
+from scratchformers.fast import bpe as fast_bpe, bytebpe as fast_bytebpe
+from scratchformers.reference import bpe, bytebpe
+
+assert scratchformers.WordBPE is fast_bpe.WordBPE and issubclass(fast_bpe.WordBPE, bpe.WordBPE)
+assert scratchformers.ByteLevelBPE is fast_bytebpe.ByteLevelBPE
+assert issubclass(fast_bytebpe.ByteLevelBPE, bytebpe.ByteLevelBPE)
+text = scratchformers.shakespeare("tiny")[:20_000]
+fast, reference = scratchformers.WordBPE(), bpe.WordBPE()
+fast.train(text, num_merges=50)
+reference.train(text, num_merges=50)
+assert fast.merges == reference.merges
+byte_level = scratchformers.ByteLevelBPE()
+byte_level.train(text[:2_000], vocab_size=300)
+assert byte_level.decode(byte_level.encode("To be, or not to be")) == "To be, or not to be"
+loaded = sorted(name for name, module in sys.modules.items()  # with code: a checkout maps kernels/ as an empty package
+                if name.startswith(("triton", "scratchformers.kernels")) and getattr(module, "__file__", None))
+assert not loaded, loaded
+"""
+    env = {key: value for key, value in os.environ.items() if key != "TRITON_INTERPRET"}
+    subprocess.run([sys.executable, "-c", probe], check=True, cwd=ROOT, env=env)

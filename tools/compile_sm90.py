@@ -306,9 +306,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.list:
         cases = {**GPT2_CASES, **(EXTRA_CASES if args.extra else {})}
-        listed = [{"case": launch.case, "kernel": launch.name, "meta": {k: v for k, v in kw.items()
-                                                                        if isinstance(v, (int, float, str, bool))}}
-                  for launch, kw in jobs_for(cases)]
+        plain = (int, float, str, bool, type(None))
+        listed = [{"case": launch.case, "kernel": launch.name,
+                   "meta": {k: v for k, v in kw.items() if isinstance(v, plain)}} for launch, kw in jobs_for(cases)]
         print(json.dumps(listed))
         return 0
     reason = cannot_compile_for_cuda()

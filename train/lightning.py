@@ -10,8 +10,11 @@
     model = GPT2.load_from_checkpoint(trainer.checkpoint_callback.best_model_path)
     print(generate(model, "ROMEO:", max_new_tokens=100, tokenizer=tokenizer))  # GPT2 is a GPT
 
-The seed's own snippets (``GPT2(**config)`` with its GPT-2 small config, ``pl.Trainer(...)``, ``trainer.fit``,
-``GPT2.load_from_checkpoint`` and ``generate``) run as written in tests/test_seed.py.
+The snippets of the 'Transformers From Scratch' notebook this library follows (``GPT2(**config)`` with its GPT-2
+small config, ``pl.Trainer(...)``, ``trainer.fit``, ``GPT2.load_from_checkpoint`` and ``generate``) run as written in
+tests/test_seed.py, but for one argument: its ``strategy="dp"`` (DataParallel) is refused by Lightning 2, which
+removed it, and the test runs ``strategy="auto"``. On several GPUs write ``strategy="ddp"`` in a script, or
+``strategy="ddp_notebook"`` in a notebook.
 
 Lightning runs the loop (accumulation, clipping, precision, devices, checkpoints); this module only says what one
 step computes and which optimizer and schedule to use: AdamW over :func:`~scratchformers.train.optim.param_groups`
@@ -50,8 +53,8 @@ class GPT2(GPT, pl.LightningModule):
     checkpoint, so ``GPT2.load_from_checkpoint(path)`` rebuilds the model without arguments.
 
     It *is* a GPT (a subclass, not a wrapper around one): the same ``state_dict`` keys (``transformer.wte.weight``,
-    ...), so a checkpoint's weights load into a plain GPT, and everything that takes a GPT takes it, as the seed
-    expects: ``generate(GPT2.load_from_checkpoint(path), prompt=..., max_new_tokens=..., temperature=...)``,
+    ...), so a checkpoint's weights load into a plain GPT, and everything that takes a GPT takes it, as that
+    notebook expects: ``generate(GPT2.load_from_checkpoint(path), prompt=..., max_new_tokens=..., temperature=...)``,
     ``save_hf_gpt2``, ``forward_with_attention``. The reference package stays free of Lightning.
     """
 

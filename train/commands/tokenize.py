@@ -27,7 +27,7 @@ EXAMPLES = """examples:
   scratchformers tokenize --load bpe.json --encode "Wherefore art thou Romeo" --quiet
   scratchformers tokenize --load bpe.json --decode "523 87 1200"
   scratchformers tokenize --kind byte --vocab-size 2000 --save bytebpe.json
-  scratchformers tokenize --impl reference --merges 100    # the seed's naive loop: slow, same merges
+  scratchformers tokenize --impl reference --merges 100    # the reference's plain loop: slow, same merges
 """
 
 
