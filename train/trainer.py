@@ -2,7 +2,7 @@
 
 One optimizer step::
 
-    lr ← schedule(step)                                  warmup, cosine, floor (see optim.py)
+    lr ← peak · schedule(step), per parameter group      warmup, cosine or wsd, floor (see optim.py)
     for each of this process's micro-batches:            (DDP: all-reduce only on the last one)
         loss = model(x, y) / micro-batches               (autocast: bf16 on CUDA, fp16 + GradScaler without bf16)
         read the next micro-batch while the forward runs
@@ -68,7 +68,7 @@ from scratchformers.train.checkpoint import (
 from scratchformers.train.config import TrainConfig
 from scratchformers.train.datasets import describe_data
 from scratchformers.train.metrics import flops_per_token, memory_mb, peak_flops
-from scratchformers.train.optim import lr_at, make_optimizer, set_lr
+from scratchformers.train.optim import make_optimizer, set_lr
 from scratchformers.train.prepare import check_vocab, ensure_data
 from scratchformers.train.progress import progress_bar, write
 from scratchformers.train.run_dir import RunLock, claim
@@ -245,8 +245,11 @@ class Trainer:
         torch.manual_seed(config.seed)  # the same initial weights in every process
         self.model = GPT(self.model_config).to(self.device)
         self.optimizer = make_optimizer(
-            self.model, config.learning_rate, config.weight_decay, (config.beta1, config.beta2), self.device.type
+            self.model, config.learning_rate, config.weight_decay, (config.beta1, config.beta2), self.device.type,
+            config.optimizer, config.muon_learning_rate, config.muon_momentum, config.muon_weight_decay,
         )
+        # From this run's config, not the checkpoint's groups: a resume may change the rates
+        self.peak_lrs = [group["lr"] for group in self.optimizer.param_groups]
         self.dtype, self.dtype_note = choose_amp_dtype(config.dtype, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
 
@@ -301,6 +304,11 @@ class Trainer:
                                   "A resumed run keeps its model: drop the flag, or train a new model into "
                                   "another --out-dir")
         config = TrainConfig.from_dict({**saved, **overrides})
+        trained_with = saved.get("optimizer", TrainConfig.optimizer)
+        if config.optimizer != trained_with:
+            raise CheckpointError(f"{path} was trained with --optimizer {trained_with}: a resumed run keeps its "
+                                  "optimizer (the checkpoint holds its state); drop --optimizer, or train a new "
+                                  "run into another --out-dir")
         if state["step"] >= config.max_steps:
             raise NothingToDo(f"{path} is at step {state['step']} and max_steps is {config.max_steps}; "
                               "pass a larger --max-steps to train further")
@@ -464,8 +472,7 @@ class Trainer:
         and returned, and a non-finite value found there stops the step before the update (``finite`` is False,
         the weights are left alone); otherwise nothing is read from the device and None is returned."""
         cfg = self.config
-        lr = lr_at(self.step, cfg.learning_rate, cfg.warmup_steps, cfg.total_decay_steps, cfg.min_lr_factor)
-        set_lr(self.optimizer, lr)
+        set_lr(self.optimizer, self.peak_lrs, cfg.lr_factor(self.step))
         loss = self._forward_backward()
         self.scaler.unscale_(self.optimizer)  # true gradients, so the clip threshold means what it says
         max_norm = cfg.grad_clip if cfg.grad_clip > 0 else math.inf
