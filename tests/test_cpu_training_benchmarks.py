@@ -91,6 +91,19 @@ def test_sweep_timing_separates_steps_evaluations_and_overhead() -> None:
     assert timing["overhead_s"] == pytest.approx(2.0)
 
 
+def test_a_muon_candidate_trains_and_reaches_the_report(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """The sweep's optimizer flags go through to a real (2-step, float32) training run and into its table."""
+    out = tmp_path / "sweep"
+    assert cpu_sweep.main(["--out", str(out), "loss", "muon-wsd", "--set", "dtype=float32", "--set", "num_layers=1",
+                           "--steps", "2", "--evals", "1", "--eval-batches", "1"]) == 0
+    result = json.loads((out / "loss.json").read_text())["muon-wsd+dtype=float32+num_layers=1@2"]
+    assert result["returncode"] == 0 and result["final_val"] is not None and result["steps"] == 2
+    assert (result["knobs"]["optimizer"], result["knobs"]["schedule"]) == ("muon", "wsd")
+    assert cpu_sweep.main(["--out", str(out), "report"]) == 0
+    row = next(line for line in (out / "sweep.md").read_text().splitlines() if line.startswith("| muon-wsd"))
+    assert "--optimizer muon" in row and "--schedule wsd" in row and "--cooldown-frac 0.2" in row
+
+
 FAKE_TRAIN = '''
 """Stand-in for nanoGPT's train.py: its command line, its data checks, its printed lines; no model."""
 import math, os, pickle, sys, time

@@ -143,6 +143,8 @@ def test_two_trainings_started_together_into_one_folder(char_data, tmp_path):
     (["--sample-prompt", "Ω"], "--sample-prompt 'Ω': CharTokenizer: characters not in the vocabulary: ['Ω']"),
     (["--device", "banana"], "--device 'banana' is not a device"),
     (["--allow-data-change"], "--allow-data-change is for --resume"),
+    (["--optimizer", "sgd"], "optimizer must be 'adamw' or 'muon', got 'sgd'"),
+    (["--schedule", "linear"], "schedule must be 'cosine' or 'wsd', got 'linear'"),
 ])
 def test_bad_flags_are_refused_before_any_training(char_data, tmp_path, capsys, flags, needle):
     out = tmp_path / "out"
@@ -155,6 +157,14 @@ def test_bad_flags_are_refused_before_any_training(char_data, tmp_path, capsys, 
 def test_device_cuda_without_cuda_is_one_line(char_data, tmp_path, capsys):
     refuse(capsys, train(char_data, tmp_path / "out", "--device", "cuda"), 1, "--device cuda: ", "--device cpu")
     refuse(capsys, ["sample", "--checkpoint", str(tmp_path / "x.pt"), "--device", "cuda"], 1, "--device cuda: ")
+
+
+def test_muon_on_a_torch_without_it_is_one_line(char_data, tmp_path, capsys, monkeypatch):
+    monkeypatch.delattr(torch.optim, "Muon")
+    out = tmp_path / "out"
+    refuse(capsys, train(char_data, out, "--optimizer", "muon"), 1, "torch.optim.Muon", "torch 2.9",
+           f"this is torch {torch.__version__}", "pip install 'torch>=2.9'")
+    assert not out.exists()
 
 
 def test_an_out_dir_that_is_a_file_or_under_one_is_refused(char_data, tmp_path, capsys):
@@ -192,6 +202,13 @@ def test_resume_refuses_another_architecture(char_data, finished_run, capsys):
     before = snapshot(finished_run)
     refuse(capsys, train(char_data, finished_run, "--resume", "--max-steps", "8", "--num-heads", "4"), 1,
            "--num-heads 4 (the checkpoint's num_heads is 2)", "another --out-dir")
+    assert snapshot(finished_run) == before
+
+
+def test_resume_keeps_the_optimizer(char_data, finished_run, capsys):
+    before = snapshot(finished_run)
+    refuse(capsys, train(char_data, finished_run, "--resume", "--max-steps", "8", "--optimizer", "muon"), 1,
+           "was trained with --optimizer adamw", "a resumed run keeps its optimizer")
     assert snapshot(finished_run) == before
 
 

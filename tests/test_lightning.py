@@ -14,7 +14,7 @@ from scratchformers.reference.generate import generate  # noqa: E402
 from scratchformers.reference.model import GPT  # noqa: E402
 from scratchformers.train.batches import TokenWindowDataset  # noqa: E402
 from scratchformers.train.lightning import GPT2  # noqa: E402
-from scratchformers.train.optim import lr_at  # noqa: E402
+from scratchformers.train.optim import MuonAdamW, lr_factor  # noqa: E402
 from scratchformers.train.prepare_shakespeare import prepare_shakespeare  # noqa: E402
 from scratchformers.train.tokenizers import load_tokenizer  # noqa: E402
 
@@ -37,9 +37,9 @@ def test_fit_reload_and_generate(tmp_path):
     assert trainer.global_step == 6  # optimizer steps: 12 batches with accumulation 2
     assert 0 < trainer.callback_metrics["val_loss"].item() < 10
     assert not torch.equal(initial["transformer.wte.weight"], model.state_dict()["transformer.wte.weight"])
-    # the schedule is our lr_at, stepped once per optimizer step (after 6 steps: step 6's value)
+    # the schedule is our lr_factor, stepped once per optimizer step (after 6 steps: step 6's value)
     lr = trainer.optimizers[0].param_groups[0]["lr"]
-    assert lr == pytest.approx(lr_at(6, 1e-2, 2, 6, 0.1))
+    assert lr == pytest.approx(1e-2 * lr_factor(6, 2, 6, 0.1))
     groups = trainer.optimizers[0].param_groups
     assert [g["weight_decay"] for g in groups] == [0.1, 0.0]
 
@@ -50,6 +50,34 @@ def test_fit_reload_and_generate(tmp_path):
     text = reloaded.generate("ROMEO:", 12, tokenizer=load_tokenizer(meta), seed=0)
     assert text.startswith("ROMEO:") and len(text) == len("ROMEO:") + 12
     assert generate(reloaded, "ROMEO:", 12, tokenizer=load_tokenizer(meta), seed=0) == text
+
+
+def test_fit_with_muon_and_wsd_saves_and_resumes_its_state(tmp_path):
+    """optimizer="muon": the combined optimizer, each group on its own peak times the schedule; its momentum goes
+    into Lightning's checkpoint and comes back on resume."""
+    data = torch.randint(0, 50, (24, 17))  # 6 batches: the checkpoint at step 6 ends an epoch
+    loader = DataLoader(torch.utils.data.TensorDataset(data[:, :-1], data[:, 1:]), batch_size=4)
+    settings = dict(vocab_size=50, learning_rate=1e-2, warmup_steps=2, max_steps=8, optimizer="muon",
+                    muon_learning_rate=0.05, schedule="wsd", cooldown_frac=0.5, **MODEL)
+    quiet = dict(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                 enable_model_summary=False, gradient_clip_val=1.0, limit_val_batches=0)
+    torch.manual_seed(0)
+    trainer = pl.Trainer(max_steps=6, **quiet)
+    trainer.fit(GPT2(**settings), loader)
+    optimizer = trainer.optimizers[0]
+    assert isinstance(optimizer, MuonAdamW)
+    factor = lr_factor(6, 2, 8, 0.1, "wsd", 0.5)  # in the cool-down: (8 - 6) / 4
+    assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([1e-2 * factor, 1e-2 * factor, 0.05 * factor])
+    trainer.save_checkpoint(tmp_path / "m.ckpt")
+    saved = torch.load(tmp_path / "m.ckpt", weights_only=True)["optimizer_states"][0]
+    assert sum("momentum_buffer" in state for state in saved["state"].values()) == 4  # c_attn, c_proj, c_fc, c_proj
+
+    resumed = pl.Trainer(max_steps=8, **quiet)
+    resumed.fit(GPT2(**settings), loader, ckpt_path=tmp_path / "m.ckpt")
+    assert resumed.global_step == 8
+    optimizer = resumed.optimizers[0]
+    assert optimizer.muon.state is optimizer.state and optimizer.muon.param_groups[0] is optimizer.param_groups[2]
+    assert optimizer.param_groups[2]["lr"] == pytest.approx(0.05 * lr_factor(8, 2, 8, 0.1, "wsd", 0.5))
 
 
 def test_the_lightning_module_is_a_gpt_with_its_state_dict_keys(tmp_path):

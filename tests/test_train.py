@@ -20,7 +20,7 @@ from scratchformers.train.config import (
     get_train_config,
 )
 from scratchformers.train.metrics import flops_per_token, peak_flops
-from scratchformers.train.optim import lr_at, make_optimizer, param_groups
+from scratchformers.train.optim import lr_factor, make_optimizer, param_groups
 from scratchformers.train.plots import read_log
 from scratchformers.train import trainer as trainer_module
 from scratchformers.train.batches import MemmapBatches
@@ -45,29 +45,50 @@ def tiny_config(data_dir: str, out_dir: str, **overrides) -> TrainConfig:
 
 
 def test_lr_warmup_is_linear_up_to_the_peak():
-    lrs = [lr_at(s, 1.0, warmup_steps=10, decay_steps=100, min_lr_factor=0.1) for s in range(10)]
-    assert lrs == pytest.approx([(s + 1) / 10 for s in range(10)])
-    assert lr_at(10, 1.0, 10, 100, 0.1) == pytest.approx(1.0)  # the cosine starts at the peak
+    for schedule in ("cosine", "wsd"):
+        factors = [lr_factor(s, warmup_steps=10, decay_steps=100, min_lr_factor=0.1, schedule=schedule)
+                   for s in range(11)]
+        assert factors == pytest.approx([(s + 1) / 10 for s in range(10)] + [1.0])  # then the peak
 
 
 def test_lr_cosine_midpoint_end_and_floor():
-    lr, warmup, decay, factor = 6e-4, 100, 1100, 0.1
-    min_lr = lr * factor
-    assert lr_at(600, lr, warmup, decay, factor) == pytest.approx((lr + min_lr) / 2)  # cos(π/2) = 0
-    assert lr_at(decay, lr, warmup, decay, factor) == pytest.approx(min_lr)
-    assert lr_at(decay + 5000, lr, warmup, decay, factor) == pytest.approx(min_lr)
-    quarter = lr_at(350, lr, warmup, decay, factor)
-    assert quarter == pytest.approx(min_lr + 0.5 * (1 + math.cos(math.pi / 4)) * (lr - min_lr))
+    warmup, decay, floor = 100, 1100, 0.1
+    assert lr_factor(600, warmup, decay, floor) == pytest.approx((1 + floor) / 2)  # cos(π/2) = 0
+    assert lr_factor(decay, warmup, decay, floor) == pytest.approx(floor)
+    assert lr_factor(decay + 5000, warmup, decay, floor) == pytest.approx(floor)
+    quarter = lr_factor(350, warmup, decay, floor)
+    assert quarter == pytest.approx(floor + 0.5 * (1 + math.cos(math.pi / 4)) * (1 - floor))
+
+
+def test_lr_wsd_is_warmup_then_flat_then_a_linear_cool_down_to_the_floor():
+    """1,000 steps, 100 of warm-up, the last 20 % (200 steps) cooling down to 0."""
+    def f(step: int, **kw) -> float:
+        return lr_factor(step, **{**dict(warmup_steps=100, decay_steps=1000, min_lr_factor=0.0, schedule="wsd",
+                                         cooldown_frac=0.2), **kw})
+
+    assert [f(s) for s in (99, 100, 500, 799, 800)] == [1.0] * 5  # stable at the peak until the cool-down
+    assert [f(s) for s in (850, 900, 950, 999)] == pytest.approx([0.75, 0.5, 0.25, 0.005])  # (1000 - s) / 200
+    assert f(1000) == 0.0 and f(5000) == 0.0
+    assert f(900, min_lr_factor=0.1) == pytest.approx(0.1 + 0.9 * 0.5)  # to the floor, not to zero
+    assert f(999, cooldown_frac=0.0) == 1.0  # no cool-down: constant to the end
+    cool = [f(s) for s in range(800, 1001)]
+    assert all(a > b for a, b in zip(cool, cool[1:]))  # strictly decreasing
+    # a warm-up and a cool-down that overlap: the smaller ramp (a triangle)
+    assert f(40, warmup_steps=50, decay_steps=100, cooldown_frac=0.6) == pytest.approx(41 / 50)
+    assert f(49, warmup_steps=50, decay_steps=100, cooldown_frac=0.6) == pytest.approx(51 / 60)
 
 
 def test_lr_is_monotone_after_warmup():
-    lrs = [lr_at(s, 1e-3, 20, 200, 0.1) for s in range(20, 260)]
-    assert all(a >= b for a, b in zip(lrs, lrs[1:]))
+    for schedule in ("cosine", "wsd"):
+        factors = [lr_factor(s, 20, 200, 0.1, schedule) for s in range(20, 260)]
+        assert all(a >= b for a, b in zip(factors, factors[1:]))
 
 
-def test_lr_rejects_negative_step():
+def test_lr_rejects_negative_step_and_unknown_schedules():
     with pytest.raises(ValueError, match="negative"):
-        lr_at(-1, 1e-3, 10, 100, 0.1)
+        lr_factor(-1, 10, 100, 0.1)
+    with pytest.raises(ValueError, match="schedule must be 'cosine' or 'wsd', got 'linear'"):
+        lr_factor(1, 10, 100, 0.1, "linear")
 
 
 # ------------------------------------------------------------------------------------------------ param groups
@@ -130,6 +151,7 @@ def test_gpt2_owt_preset_has_the_seed_hyperparameters():
     assert (c.dropout, c.beta1, c.beta2, c.grad_clip) == (0.0, 0.9, 0.95, 1.0)
     assert (c.attention, c.layernorm, c.dtype, c.compile) == ("fast", "fast", "bfloat16", True)
     assert (c.num_layers, c.num_heads, c.emb_dim) == (12, 12, 768)
+    assert (c.optimizer, c.schedule) == ("adamw", "cosine")
 
 
 def test_every_field_is_a_flag_and_only_typed_flags_override():
@@ -153,6 +175,14 @@ def test_bad_config_values_are_clear_errors():
         TrainConfig(emb_dim=30, num_heads=4)
     with pytest.raises(ValueError, match="unknown training preset"):
         get_train_config("gpt5")
+    with pytest.raises(ValueError, match="optimizer must be 'adamw' or 'muon', got 'sgd'"):
+        TrainConfig(optimizer="sgd")
+    with pytest.raises(ValueError, match="schedule must be 'cosine' or 'wsd', got 'linear'"):
+        TrainConfig(schedule="linear")
+    with pytest.raises(ValueError, match="cooldown_frac must be between 0 and 1"):
+        TrainConfig(cooldown_frac=1.5)
+    with pytest.raises(ValueError, match="muon_momentum"):
+        TrainConfig(muon_momentum=1.0)
 
 
 def test_mfu_inputs():
@@ -285,7 +315,7 @@ class ValueReads(TorchDispatchMode):
     def __init__(self, optimizer: torch.optim.Optimizer, monkeypatch: pytest.MonkeyPatch) -> None:
         super().__init__()
         self.reads: list[tuple] = []
-        self._host_counters = {id(state["step"]) for state in optimizer.state.values()}
+        self._host_counters = {id(state["step"]) for state in optimizer.state.values() if "step" in state}
         original_tolist = torch.Tensor.tolist
 
         def tolist(tensor: torch.Tensor):
@@ -301,11 +331,12 @@ class ValueReads(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-def test_the_hot_loop_reads_nothing_back_between_check_steps(char_data, tmp_path, monkeypatch):
+@pytest.mark.parametrize("optimizer", ["adamw", "muon"])  # Muon's step too stays on the device
+def test_the_hot_loop_reads_nothing_back_between_check_steps(char_data, tmp_path, monkeypatch, optimizer):
     trainer = Trainer(tiny_config(char_data, str(tmp_path), grad_accum_steps=2, dropout=0.1, log_interval=100,
-                                  eval_interval=100, max_steps=100), progress=False)
+                                  eval_interval=100, max_steps=100, optimizer=optimizer), progress=False)
     stop = StopRequest()
-    assert trainer.train_step(stop, check=True) is not None  # creates AdamW's state
+    assert trainer.train_step(stop, check=True) is not None  # creates the optimizer's state
     with ValueReads(trainer.optimizer, monkeypatch) as reads:
         for _ in range(3):
             assert trainer.train_step(stop, check=False) is None

@@ -20,6 +20,16 @@ from scratchformers.reference.config import GPTConfig
 from scratchformers.reference.generate import check_sampling_arguments
 from scratchformers.train.data import VARIANTS
 from scratchformers.train.datasets import DEFAULT_BPE_MERGES, default_data_dir
+from scratchformers.train.optim import (
+    COOLDOWN_FRAC,
+    MUON_LEARNING_RATE,
+    MUON_MOMENTUM,
+    MUON_WEIGHT_DECAY,
+    OPTIMIZERS,
+    SCHEDULES,
+    lr_factor,
+    require_muon,
+)
 
 
 @dataclass
@@ -50,13 +60,19 @@ class TrainConfig:
     batch_size: int = 16  # windows per micro-batch
     grad_accum_steps: int = 1  # micro-batches per optimizer step, shared out among the DDP processes
     max_steps: int = 3000  # optimizer steps in the run
-    learning_rate: float = 3e-3  # the peak, reached after warmup_steps, then a cosine decay
-    min_lr_factor: float = 0.1  # the schedule ends at learning_rate · min_lr_factor
-    warmup_steps: int = 100  # linear warm-up from 0 to learning_rate
-    decay_steps: int = 0  # 0 → max_steps: the cosine reaches its floor at the last step
-    weight_decay: float = 0.1  # AdamW decay of the 2-D weights and embeddings (not biases or LayerNorm gains)
+    optimizer: str = "adamw"  # "adamw", or "muon": Muon for the blocks' 2-D matrices, AdamW for the rest (torch>=2.9)
+    learning_rate: float = 3e-3  # AdamW's peak rate, reached after warmup_steps, then the schedule's decay
+    schedule: str = "cosine"  # "cosine" decay, or "wsd": warm-up, stable at the peak, linear cool-down at the end
+    cooldown_frac: float = COOLDOWN_FRAC  # with --schedule wsd: the last fraction of decay_steps spent cooling down
+    min_lr_factor: float = 0.1  # the schedule ends at each peak rate · min_lr_factor
+    warmup_steps: int = 100  # linear warm-up from 0 to the peak rates
+    decay_steps: int = 0  # 0 → max_steps: the schedule reaches its floor at the last step
+    weight_decay: float = 0.1  # AdamW's decay of its ≥2-D parameters (not biases or LayerNorm gains)
     beta1: float = 0.9  # AdamW's first-moment decay
     beta2: float = 0.99  # AdamW's second-moment decay (GPT-2: 0.95)
+    muon_learning_rate: float = MUON_LEARNING_RATE  # with --optimizer muon: Muon's peak rate, on the same schedule
+    muon_momentum: float = MUON_MOMENTUM  # with --optimizer muon: Muon's (Nesterov) momentum
+    muon_weight_decay: float = MUON_WEIGHT_DECAY  # with --optimizer muon: Muon's decoupled decay of the block matrices
     grad_clip: float = 1.0  # 0 → no clipping (the norm is still logged)
     # evaluation, logging, checkpoints
     eval_interval: int = 500  # evaluate and save last.pt (and best.pt) every this many steps, and at the end
@@ -91,6 +107,7 @@ class TrainConfig:
             raise ValueError(
                 f"need learning_rate > 0 and 0 <= min_lr_factor <= 1, got {self.learning_rate}, {self.min_lr_factor}"
             )
+        self._check_optimizer()
         if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
             raise ValueError(f"dtype must be 'auto', 'float32', 'bfloat16' or 'float16', got {self.dtype!r}")
         check_sampling_arguments(self.sample_tokens, self.temperature, self.top_k or None, None)
@@ -98,10 +115,28 @@ class TrainConfig:
             raise ValueError(f"shakespeare_variant must be 'full' or 'tiny', got {self.shakespeare_variant!r}")
         self.model_config(vocab_size=max(self.vocab_size, 1))  # validates the model fields early
 
+    def _check_optimizer(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be 'adamw' or 'muon', got {self.optimizer!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be 'cosine' or 'wsd', got {self.schedule!r}")
+        if not 0.0 <= self.cooldown_frac <= 1.0:
+            raise ValueError(f"cooldown_frac must be between 0 and 1, got {self.cooldown_frac}")
+        if self.muon_learning_rate <= 0 or not 0.0 <= self.muon_momentum < 1.0 or self.muon_weight_decay < 0:
+            raise ValueError(f"need muon_learning_rate > 0, 0 <= muon_momentum < 1 and muon_weight_decay >= 0, got "
+                             f"{self.muon_learning_rate}, {self.muon_momentum}, {self.muon_weight_decay}")
+        if self.optimizer == "muon":
+            require_muon()
+
     @property
     def total_decay_steps(self) -> int:
-        """The step at which the cosine schedule reaches its floor."""
+        """The step at which the schedule reaches its floor."""
         return self.decay_steps or self.max_steps
+
+    def lr_factor(self, step: int) -> float:
+        """The schedule at optimizer step ``step`` (0-based): the multiple of every parameter group's peak rate."""
+        return lr_factor(step, self.warmup_steps, self.total_decay_steps, self.min_lr_factor, self.schedule,
+                         self.cooldown_frac)
 
     def resolved_out_dir(self) -> str:
         """Where checkpoints, the log, samples and plots go."""
@@ -144,6 +179,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         name="gpt2-owt",
         dataset="openwebtext",
         tokenizer="gpt2",
+        optimizer="adamw",  # the seed's recipe, whatever shakespeare-cpu's optimizer and schedule become
+        schedule="cosine",
         num_layers=12,
         num_heads=12,
         emb_dim=768,

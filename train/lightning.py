@@ -17,8 +17,9 @@ removed it, and the test runs ``strategy="auto"``. On several GPUs write ``strat
 ``strategy="ddp_notebook"`` in a notebook.
 
 Lightning runs the loop (accumulation, clipping, precision, devices, checkpoints); this module only says what one
-step computes and which optimizer and schedule to use: AdamW over :func:`~scratchformers.train.optim.param_groups`
-with the warmup + cosine schedule of :func:`~scratchformers.train.optim.lr_at`, stepped once per optimizer step.
+step computes and which optimizer and schedule to use: :func:`~scratchformers.train.optim.make_optimizer`'s AdamW
+(or Muon beside AdamW, ``optimizer="muon"``) with the schedule of :func:`~scratchformers.train.optim.lr_factor`
+(warmup, then cosine or ``schedule="wsd"``), stepped once per optimizer step.
 """
 from __future__ import annotations
 
@@ -40,7 +41,14 @@ except ImportError as error:  # an optional extra: say how to get it instead of 
 from scratchformers.reference.config import ARCHITECTURE_FIELDS, GPTConfig
 from scratchformers.reference.model import GPT
 from scratchformers.train.checkpoint import OUR_LOADER, CheckpointError, is_lightning_checkpoint, is_our_checkpoint
-from scratchformers.train.optim import lr_at, make_optimizer
+from scratchformers.train.optim import (
+    COOLDOWN_FRAC,
+    MUON_LEARNING_RATE,
+    MUON_MOMENTUM,
+    MUON_WEIGHT_DECAY,
+    lr_factor,
+    make_optimizer,
+)
 
 
 class GPT2(GPT, pl.LightningModule):
@@ -48,9 +56,12 @@ class GPT2(GPT, pl.LightningModule):
 
     Keyword arguments are the :class:`~scratchformers.reference.config.GPTConfig` fields (``max_len``,
     ``emb_dim``, ``num_layers``, ``num_heads``, ``model_dim``, ``vocab_size``, ``dropout``, ``weight_decay``, ...)
-    plus the optimizer's: ``learning_rate``, ``warmup_steps``, ``max_steps`` (where the cosine reaches its floor;
-    defaults to the Trainer's ``max_steps``), ``min_lr_factor``, ``beta1``, ``beta2``. All are saved in the
-    checkpoint, so ``GPT2.load_from_checkpoint(path)`` rebuilds the model without arguments.
+    plus the optimizer's, with the meanings of :class:`~scratchformers.train.config.TrainConfig`'s fields:
+    ``learning_rate``, ``warmup_steps``, ``max_steps`` (where the schedule reaches its floor; defaults to the
+    Trainer's ``max_steps``), ``min_lr_factor``, ``beta1``, ``beta2``, ``optimizer`` ("adamw" or "muon"),
+    ``muon_learning_rate``, ``muon_momentum``, ``muon_weight_decay``, ``schedule`` ("cosine" or "wsd") and
+    ``cooldown_frac``. All are saved in the checkpoint, so ``GPT2.load_from_checkpoint(path)`` rebuilds the model
+    without arguments.
 
     It *is* a GPT (a subclass, not a wrapper around one): the same ``state_dict`` keys (``transformer.wte.weight``,
     ...), so a checkpoint's weights load into a plain GPT, and everything that takes a GPT takes it, as that
@@ -66,6 +77,12 @@ class GPT2(GPT, pl.LightningModule):
         min_lr_factor: float = 0.1,
         beta1: float = 0.9,
         beta2: float = 0.95,
+        optimizer: str = "adamw",
+        muon_learning_rate: float = MUON_LEARNING_RATE,
+        muon_momentum: float = MUON_MOMENTUM,
+        muon_weight_decay: float = MUON_WEIGHT_DECAY,
+        schedule: str = "cosine",
+        cooldown_frac: float = COOLDOWN_FRAC,
         **model_config: Any,
     ) -> None:
         super().__init__(GPTConfig(**model_config))
@@ -132,17 +149,18 @@ class GPT2(GPT, pl.LightningModule):
         return loss
 
     def configure_optimizers(self) -> dict[str, Any]:
-        """AdamW (decay on ≥2-D weights only, fused on CUDA and the CPU) and the warmup + cosine schedule, per
-        step."""
+        """AdamW (decay on ≥2-D weights only, fused on CUDA and the CPU), or Muon for the blocks' matrices beside it,
+        and the schedule as a factor of each group's peak rate, per step."""
         hp = self.hparams
         optimizer = make_optimizer(self, hp.learning_rate, self.config.weight_decay, (hp.beta1, hp.beta2),
-                                   self.device.type)
+                                   self.device.type, hp.optimizer, hp.muon_learning_rate, hp.muon_momentum,
+                                   hp.muon_weight_decay)
         decay_steps = hp.max_steps or self.trainer.max_steps
         if decay_steps is None or decay_steps < 1:
             raise ValueError("GPT2 needs max_steps (here or in pl.Trainer(max_steps=...)) to shape the schedule")
 
-        def factor(step: int) -> float:  # LambdaLR multiplies the base learning rate by this
-            return lr_at(step, hp.learning_rate, hp.warmup_steps, decay_steps, hp.min_lr_factor) / hp.learning_rate
+        def factor(step: int) -> float:  # LambdaLR multiplies each group's peak (its initial lr) by this
+            return lr_factor(step, hp.warmup_steps, decay_steps, hp.min_lr_factor, hp.schedule, hp.cooldown_frac)
 
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

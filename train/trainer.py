@@ -1,7 +1,7 @@
 """The training loop, as nanoGPT's ``train.py`` is, in one class: set-up, then :meth:`Trainer.fit`, whose loop holds
 one optimizer step from top to bottom::
 
-    lr ← schedule(step)                                  warmup, cosine, floor (see optim.py)
+    lr ← peak · schedule(step), per parameter group      warmup, cosine or wsd, floor (see optim.py)
     for each of this process's micro-batches:            (DDP: all-reduce only on the last one)
         loss = model(x, y) / micro-batches               (autocast: bf16 on CUDA, fp16 + GradScaler without bf16)
         read the next micro-batch while the forward runs
@@ -65,7 +65,7 @@ from scratchformers.train.datasets import describe_data
 from scratchformers.train.hardware import choose_amp_dtype, default_num_threads, set_up_backends
 from scratchformers.train.meta import check_vocab
 from scratchformers.train.metrics import flops_per_token, matmul_parameters, memory_mb, peak_flops
-from scratchformers.train.optim import lr_at, make_optimizer, set_lr
+from scratchformers.train.optim import make_optimizer, set_lr
 from scratchformers.train.plots import read_log
 from scratchformers.train.progress import progress_bar, write
 from scratchformers.train.run_data import ensure_data
@@ -180,8 +180,11 @@ class Trainer:
         torch.manual_seed(config.seed)  # the same initial weights in every process
         self.model = GPT(self.model_config).to(self.device)
         self.optimizer = make_optimizer(
-            self.model, config.learning_rate, config.weight_decay, (config.beta1, config.beta2), self.device.type
+            self.model, config.learning_rate, config.weight_decay, (config.beta1, config.beta2), self.device.type,
+            config.optimizer, config.muon_learning_rate, config.muon_momentum, config.muon_weight_decay,
         )
+        # From this run's config, not the checkpoint's groups: a resume may change the rates
+        self.peak_lrs = [group["lr"] for group in self.optimizer.param_groups]
         self.dtype, self.dtype_note = choose_amp_dtype(config.dtype, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
 
@@ -232,6 +235,11 @@ class Trainer:
                                   "A resumed run keeps its model: drop the flag, or train a new model into "
                                   "another --out-dir")
         config = TrainConfig.from_dict({**saved, **overrides})
+        trained_with = saved.get("optimizer", TrainConfig.optimizer)
+        if config.optimizer != trained_with:
+            raise CheckpointError(f"{path} was trained with --optimizer {trained_with}: a resumed run keeps its "
+                                  "optimizer (the checkpoint holds its state); drop --optimizer, or train a new "
+                                  "run into another --out-dir")
         if state["step"] >= config.max_steps:
             raise NothingToDo(f"{path} is at step {state['step']} and max_steps is {config.max_steps}; "
                               "pass a larger --max-steps to train further")
@@ -337,8 +345,7 @@ class Trainer:
         non-finite value found there stops the step before the update (``finite`` is False, the weights are left
         alone); otherwise nothing is read from the device and None is returned."""
         cfg = self.config
-        set_lr(self.optimizer, lr_at(self.step, cfg.learning_rate, cfg.warmup_steps, cfg.total_decay_steps,
-                                     cfg.min_lr_factor))
+        set_lr(self.optimizer, self.peak_lrs, cfg.lr_factor(self.step))
         accum = self.batch_split.accum_steps
         loss_sum = torch.zeros((), device=self.device)
         for micro in range(accum):
