@@ -210,9 +210,9 @@ def test_a_short_budget_still_ends_with_the_report(bare_checkout: Path, tmp_path
     assert data["meta"]["run"]["state"] == "complete" and (tmp_path / "gpu_check.md").is_file()
     for name in ("attention", "softmax"):
         timing = data["timing"][name]
-        ended_early = timing.get("error", "").startswith("killed at the end of its")
-        assert ended_early or "error" not in timing, timing
-        assert ended_early or len(data[name]) in (16, 5)  # every item has its row: measured or skipped
+        error = timing.get("error", "")
+        assert error.startswith("killed at the end of its") or error in ("", "not run: no time left"), timing
+        assert error or len(data[name]) in (16, 5)  # every item has its row: measured or skipped
 
 
 def test_run_process_kills_the_whole_group_at_its_limit(tmp_path: Path) -> None:
@@ -318,7 +318,7 @@ def test_without_kernel_times_the_end_to_end_time_stands_alone() -> None:
 def test_pruned_autotuning_keeps_the_first_candidates_of_each_kernels_own_pruning() -> None:
     assert harness._first(lambda configs, named, **kwargs: configs[::-1], 2)([1, 2, 3], {}, HEAD_DIM=64) == [3, 2]
     assert harness._first(None, 1)([1, 2], {}) == [1]
-    assert harness.prune_autotuning(3) >= 7  # three flash attention kernels, two LayerNorm, two softmax
+    assert harness.prune_autotuning(3) == 3  # the three autotuned flash-attention kernels
 
 
 def test_jobs_report_each_job_fit_memory_and_stop_at_the_deadline() -> None:

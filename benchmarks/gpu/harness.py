@@ -23,9 +23,11 @@ every input and one write of every output: forward 2·M·N elements (read x, wri
 dy, write dx; per-column parameters ignored). A plain copy (``x.clone()``) beside them shows what the memory system
 actually delivers, usually 85-95% of the datasheet.
 
-Our kernels autotune: the first call of each shape class times every candidate tile. The timed sections keep only the
-first ``autotune_keep`` candidates of each kernel's list (:func:`prune_autotuning`; the lists put the tiles that suit
-an H100 first), so that compiling and autotuning fit in a section's share; the rows say which tile won.
+Our kernels autotune: the first call of each shape class compiles and times every candidate. The flash-attention
+kernels have up to six candidate tiles each, a second or more to compile per tile and shape class, so the timed
+sections keep the first ``autotune_keep`` of each list (:func:`prune_autotuning`, in the kernels' own order) to fit
+their shares; the attention rows say which tile won. The row kernels' few warp counts compile in a third of a second
+and stay whole.
 """
 from __future__ import annotations
 
@@ -263,15 +265,14 @@ def free_memory() -> None:
 
 
 def prune_autotuning(keep: int) -> int:
-    """Make every autotuned kernel of ours try only the first ``keep`` candidates its own pruning leaves (for the
-    shape at hand: precision, head dimension, row length); returns how many autotuners it changed. Works through
-    ``Autotuner.early_config_prune``, the hook ``triton.autotune(prune_configs_by=...)`` sets."""
+    """Make each autotuned flash-attention kernel try only the first ``keep`` candidates its own pruning leaves (for
+    the precision and head dimension at hand); returns how many autotuners it changed. Works through
+    ``Autotuner.early_config_prune``, the hook that ``triton.autotune(prune_configs_by=...)`` sets."""
     from triton.runtime.autotuner import Autotuner
 
-    from scratchformers.kernels import flash_attention, layernorm, softmax
+    from scratchformers.kernels import flash_attention
 
-    tuners = [value for module in (flash_attention, layernorm, softmax) for value in vars(module).values()
-              if isinstance(value, Autotuner)]
+    tuners = [value for value in vars(flash_attention).values() if isinstance(value, Autotuner)]
     for tuner in tuners:
         tuner.early_config_prune = _first(tuner.early_config_prune, keep)
     return len(tuners)

@@ -7,14 +7,16 @@ evaluation and last steps) and reads the next micro-batch while the current one 
 ``--sync-every-step`` (``TrainConfig.sync_every_step``) restores the old loop, which read the loss and the gradient
 norm at every step, as the baseline.
 
-The sync-free run is the trainer section's (``first_steps.py``); this section runs the same command with
-``--sync-every-step``, and without the samples and the plot, which come after the last timed step. The trainer logs
+The sync-free run is the trainer section's (``first_steps.py``; made here when that section is not chosen); this
+section runs the same command with ``--sync-every-step``, and without the samples and the plot, which come after the
+last timed step. The trainer logs
 the mean ms/step of each log window; a run's figure is the median of the windows after the first two (the first steps
 compile and warm up; both runs find the compiled graphs in Inductor's cache). Both runs read the same prepared data.
 """
 from __future__ import annotations
 
 import statistics
+import time
 from pathlib import Path
 
 from first_steps import train, trainer_settings
@@ -41,17 +43,22 @@ def figures(train_log: list[dict], log_interval: int, seconds: float) -> dict:
 
 
 def measure(work: Path, dry_run: bool, limit_s: float, trainer: dict | None) -> dict:
-    """The section's one row: the synced run against the trainer section's run (``trainer``, its row)."""
+    """The section's one row: the synced run against the trainer section's run (``trainer``, its row; None when that
+    section was not chosen: then this section makes the sync-free run itself, in half its time)."""
     from scratchformers.train.config import get_train_config
 
     values = trainer_settings(dry_run)
     config = get_train_config(PRESET, **values)
     row: dict = dict(steps=config.max_steps, log_interval=config.log_interval, micro_steps=config.grad_accum_steps,
                      compiled=config.compile, source="scratchformers train, with and without --sync-every-step")
-    if trainer is None or trainer.get("status") != "ok":
-        row["status"] = "error: no sync-free baseline: the trainer section did not finish"
+    deadline = time.monotonic() + limit_s
+    if trainer is None:
+        trainer = dict(train(work, dry_run, limit_s / 2, run="sync-free"))
+        trainer["status"] = "ok" if trainer["failure"] is None else f"error: {trainer['failure']}"
+    if trainer["status"] != "ok":
+        row["status"] = f"error: no sync-free baseline: {trainer['status']}"
         return row
-    synced = train(work, dry_run, limit_s, run=NAME, **SYNCED)
+    synced = train(work, dry_run, deadline - time.monotonic(), run=NAME, **SYNCED)
     row.update(command=synced["command"], output_tail=synced["output_tail"])
     try:
         if synced["failure"]:

@@ -200,7 +200,7 @@ def header(meta: dict) -> list[str]:
              f"- Datasheet peaks used for percentages: {', '.join(p for p in peaks if p) or 'unknown'}",
              f"- Run: {run.get('state', '?')} after {fmt(run.get('elapsed_s'))} s of a {fmt(run.get('budget_s'))} s "
              f"budget; kernel timings: {timer}, and the GPU's kernel time from torch.profiler beside them; our "
-             f"autotuned kernels tried their first {run.get('autotune_keep')} candidate tiles"]
+             f"flash-attention kernels tried the first {run.get('autotune_keep')} of their candidate tiles"]
     if run.get("unset_env"):
         lines.append(f"- Unset for the run: {', '.join(run['unset_env'])}")
     if run.get("dry_run"):
