@@ -56,7 +56,7 @@ SECTIONS = ("parity", "attention", "layernorm", "softmax", "model", "trainer", "
 BENCH_MODULES = dict(attention="bench_attention.py", layernorm="bench_layernorm.py", softmax="bench_softmax.py",
                      model="bench_train_step.py")  # the sections that run as `python <module> ...`
 # Each section's share: seconds of the default budget (benchmarks/README.md gives the estimate behind them).
-SHARES = dict(parity=65.0, attention=80.0, layernorm=25.0, softmax=20.0, model=120.0, trainer=95.0, hostsync=55.0)
+SHARES = dict(parity=75.0, attention=70.0, layernorm=25.0, softmax=20.0, model=120.0, trainer=95.0, hostsync=55.0)
 DEFAULT_BUDGET_S = 480.0
 RESERVE_S = 15.0  # kept back from the budget for the report and the charts
 STOP_EARLY_S = 2.0  # a timed section starts no item this close to its end, and records the rest as skipped

@@ -12,8 +12,8 @@ Every measurement is one *row* (a dict: what was measured, then the numbers) wit
 
 Two times per kernel item. ``ms``, end to end: ``triton.testing.do_bench`` (warm-up, then the median over as many
 calls as fit in ``rep_ms``, the L2 cache flushed before each), which includes the host's launch path whenever the
-GPU finishes sooner than the host can launch (for our kernels: the custom op, the autotuner, the JIT launcher, about
-60-150 µs; for PyTorch's C++ path much less). ``kernel_ms``: the same calls under ``torch.profiler``, the time the GPU
+GPU finishes sooner than the host can launch (for our kernels: the custom op, the autotuner, the JIT launcher, an
+estimated 60-150 µs, not yet measured; for PyTorch's C++ path less). ``kernel_ms``: the same calls under ``torch.profiler``, the time the GPU
 spent in kernels (the L2 flush's own kernel subtracted): what the kernels cost apart from how they are launched.
 The dry run (CPU, Triton interpreter) times the median of a few calls with ``time.perf_counter`` and profiles the
 CPU operators: it checks the code paths, its numbers mean nothing.
@@ -24,7 +24,7 @@ dy, write dx; per-column parameters ignored). A plain copy (``x.clone()``) besid
 actually delivers, usually 85-95% of the datasheet.
 
 Our kernels autotune: the first call of each shape class compiles and times every candidate. The flash-attention
-kernels have up to six candidate tiles each, a second or more to compile per tile and shape class, so the timed
+kernels have up to six candidate tiles each, about a second to compile per tile and shape class, so the timed
 sections keep the first ``autotune_keep`` of each list (:func:`prune_autotuning`, in the kernels' own order) to fit
 their shares; the attention rows say which tile won. The row kernels' few warp counts compile in a third of a second
 and stay whole.
