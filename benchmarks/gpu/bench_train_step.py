@@ -34,8 +34,9 @@ from harness import DRY_MODEL, PRESET, Harness, Settings, free_memory, section_m
 NAME = "model"
 PATHS = {"torch": dict(attention="torch_sdpa", layernorm="torch"), "fast": dict(attention="fast", layernorm="fast")}
 VARIANTS = (("fast", False), ("torch", False), ("fast", True), ("torch", True))  # (path, compiled), in run order
-# The optimizers timed in every variant: the TrainConfig overrides that choose each (issue 25's Muon is timed beside
-# AdamW by adding its entry, "muon": {"optimizer": "muon"}, once TrainConfig has that field).
+# The optimizers timed in every variant, by name: the TrainConfig overrides that choose each. Issue 25's Muon is timed
+# beside AdamW by one more entry, "muon": {"optimizer": "muon"}, once TrainConfig has that field (and build() makes the
+# optimizer with the same call as the trainer, which then passes the choice on).
 OPTIMIZERS: dict[str, dict] = {"adamw": {}}
 WARMUP_STEPS, TIMED_STEPS = 3, 10
 COMPILE_NEEDS_S = 60.0  # section time a compiled row must find left to start: a cold Inductor compile of GPT-2
@@ -54,8 +55,8 @@ def train_config(s: Settings, optimizer: str) -> object:
 
 
 def build(s: Settings, path: str, optimizer: str) -> tuple[torch.nn.Module, torch.optim.Optimizer, object, int]:
-    """A fresh model of the preset on ``path`` (seeded), its optimizer as the trainer builds it, its model config and
-    the batch size."""
+    """A fresh model of the preset on ``path`` (seeded), its optimizer made as the trainer makes it (the same call as
+    in ``Trainer.__init__``), its model config and the batch size."""
     from scratchformers.reference.model import GPT
     from scratchformers.train.optim import make_optimizer
 
@@ -63,8 +64,7 @@ def build(s: Settings, path: str, optimizer: str) -> tuple[torch.nn.Module, torc
     config = dataclasses.replace(train.model_config(vocab_size=train.vocab_size), **PATHS[path])
     torch.manual_seed(0)
     model = GPT(config).to(s.device)
-    made = make_optimizer(model, train.learning_rate, train.weight_decay, (train.beta1, train.beta2),
-                          device_type=s.device.type)
+    made = make_optimizer(model, train.learning_rate, train.weight_decay, (train.beta1, train.beta2), s.device.type)
     return model, made, config, train.batch_size
 
 
