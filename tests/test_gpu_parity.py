@@ -10,7 +10,9 @@ float32 error, as its weight gradients sum 12,288 rows).
 The bf16 versions at GPT-2 shapes of the kernel fixes of issue 18 (items 1-3) are here too: q, k, v as the strided
 views that ``c_attn(x).split(C)`` makes, and views whose row offsets pass 2³¹ elements (int64 offsets), must give the
 same bits as contiguous copies; LayerNorm must honour non-contiguous and expanded weight and bias, and normalise a
-constant row to exactly its bias. ``benchmarks/gpu/check.py`` runs this file as its first section.
+constant row to exactly its bias. ``benchmarks/gpu/check.py`` runs this file as its first section, each test in its
+own process beside the others; a test that may hold more GPU memory than benchmarks/gpu/parity.py's default (2 GiB)
+declares its peak, CUDA context included, as ``@pytest.mark.gpu(gib=...)``.
 """
 from __future__ import annotations
 
@@ -62,11 +64,13 @@ def check_attention(B, H, Tq, Tk, D, dtype, causal, lengths=None, seed=0):
     assert_close(("out", "dq", "dk", "dv"), fast, exact, half, dtype)
 
 
+@pytest.mark.gpu(gib=10)  # the float64 reference: several (12, 12, 1024, 1024) tensors of 1.2 GB
 @pytest.mark.parametrize("causal", [True, False])
 def test_attention_gpt2_shape_bf16(causal):
     check_attention(12, 12, 1024, 1024, 64, torch.bfloat16, causal)
 
 
+@pytest.mark.gpu(gib=10)
 def test_attention_padding_bf16():
     check_attention(12, 12, 1024, 1024, 64, torch.bfloat16, True, lengths=[1024, 1000, 513, 0] * 3)
 
@@ -75,6 +79,7 @@ def test_attention_kv_cache_decoding_bf16():
     check_attention(12, 12, 1, 1024, 64, torch.bfloat16, True, lengths=[1024, 700, 1, 0] * 3)
 
 
+@pytest.mark.gpu(gib=3)  # the same at batch 2
 @pytest.mark.parametrize("dtype,D,T", [(torch.float16, 64, 1024), (torch.float32, 64, 1000), (torch.bfloat16, 128, 777),
                                        (torch.bfloat16, 80, 1024), (torch.float16, 16, 300)])
 def test_attention_dtypes_and_head_dims(dtype, D, T):
@@ -121,6 +126,7 @@ def test_layernorm_module_with_fp32_parameters_on_bf16_activations():
     torch.testing.assert_close(y.float(), want, rtol=0, atol=2 * 2**-8 * want.abs().max().item())
 
 
+@pytest.mark.gpu(gib=10)  # 144 x 1024 x 1024 rows: 1.2 GB per float64 tensor
 def test_softmax_attention_rows_bf16():
     gen = torch.Generator(device="cuda").manual_seed(4)
     x = (torch.randn(12 * 12, 1024, 1024, generator=gen, device="cuda") * 3).to(torch.bfloat16)
@@ -183,6 +189,7 @@ def test_attention_on_views_of_c_attn_split_bf16():
     assert_same_bits_as_contiguous(q, k, v, go)
 
 
+@pytest.mark.gpu(gib=8)  # a 5.4 GB buffer
 def test_attention_row_offsets_past_int32_bf16():
     """Views whose row offsets t · stride_t pass 2³¹ elements (a 5.4 GB buffer; only the viewed elements are
     written): with int32 offsets the kernel would read the wrong rows, or fault."""

@@ -9,10 +9,10 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-import nbformat
 import pytest
-from ipykernel.kernelspec import install as install_kernelspec
-from nbclient import NotebookClient
+
+REASON = "needs the test extra's Jupyter packages (pip install -e '.[test]'), absent e.g. on the GPU machines"
+nbformat = pytest.importorskip("nbformat", reason=REASON)
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "transformers_from_scratch.ipynb"
 KERNEL_NAME = "scratchformers-test"
@@ -33,6 +33,8 @@ def test_committed_notebook_has_its_outputs() -> None:
 
 
 def test_notebook_runs_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    NotebookClient = pytest.importorskip("nbclient", reason=REASON).NotebookClient
+    install_kernelspec = pytest.importorskip("ipykernel.kernelspec", reason=REASON).install
     prefix = tmp_path / "jupyter"
     install_kernelspec(kernel_name=KERNEL_NAME, prefix=str(prefix))
     monkeypatch.setenv("JUPYTER_PATH", str(prefix / "share" / "jupyter"))

@@ -9,12 +9,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from scratchformers.train.commands import viz as viz_command
-from scratchformers.reference.config import get_config
-from scratchformers.reference.hf import save_hf_gpt2
-from scratchformers.reference.model import GPT
-from scratchformers.reference.viz import plot_attention, token_labels
-from scratchformers.train.checkpoint import save_checkpoint
+pytest.importorskip("seaborn", reason="the heatmaps need seaborn (a dependency of the package; a GPU machine running a "
+                                      "bare checkout may lack it)")
+from scratchformers.train.commands import viz as viz_command  # noqa: E402
+from scratchformers.reference.config import get_config  # noqa: E402
+from scratchformers.reference.hf import save_hf_gpt2  # noqa: E402
+from scratchformers.reference.model import GPT  # noqa: E402
+from scratchformers.reference.viz import plot_attention, token_labels  # noqa: E402
+from scratchformers.train.checkpoint import save_checkpoint  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

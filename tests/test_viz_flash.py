@@ -5,11 +5,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_viz import PNG_MAGIC, run_cli  # first: it skips itself, and so this file, where seaborn is missing
 
 from scratchformers.reference.np_attention import attention_forward
 from scratchformers.reference.np_flash_attention import LOG2E
 from scratchformers.reference.viz import online_softmax_estimates, plot_flash_attention
-from test_viz import PNG_MAGIC, run_cli
 
 
 def test_figure_is_written_with_its_three_panels(tmp_path: Path) -> None:

@@ -17,12 +17,18 @@ T 1024, D 64, bfloat16, causal), the same not causal, then causal bfloat16 at T 
 per batch (B = 12288 / T), float16, and D = 128 (H = 6, GPT-2's width 768 = H x D). A materialised variant is skipped
 when one (B, H, T, T) tensor would exceed ``MAX_SCORES_GB`` or an eighth of the GPU's memory.
 
-TFLOP/s use the FlashAttention papers' count: forward 4·B·H·T²·D (two matmuls), halved when causal; forward +
-backward 3.5 times that. Every implementation is credited with the same count, so TFLOP/s compare like time.
+TFLOP/s use the FlashAttention papers' count: forward 4·B·H·T²·D (two matmuls), halved when causal (the masked half
+is not computed); forward + backward 3.5 times that. Every implementation is credited with the same count, so TFLOP/s
+compare like time. (The training step's MFU counts attention the other way, the full T², as PaLM and nanoGPT do.)
+Each row has two: ``tflops`` from the end-to-end time and ``kernel_tflops`` from the GPU's kernel time (harness.py):
+our launch path through the custom op and the autotuner can cost more than the kernel itself at short lengths.
+
+    python benchmarks/gpu/bench_attention.py            # this section alone on a CUDA GPU, its tables at the end
 """
 from __future__ import annotations
 
 import contextlib
+import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -30,7 +36,7 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
-from harness import Harness, Settings, Skip, free_memory
+from harness import Harness, Settings, Skip, chosen_tiles, free_memory, section_main
 
 NAME = "attention"
 IMPLS = ("ours-flash", "sdpa", "sdpa-flash", "sdpa-cudnn", "sdpa-efficient", "sdpa-math", "reference",
@@ -154,7 +160,7 @@ def measure_point(h: Harness, rows: list[dict], p: Point) -> None:
     limit = scores_limit(h.settings)
     for name, impl in implementations(p.causal, q.dtype).items():
         for mode in MODES:
-            def measure(impl: Impl = impl, mode: str = mode) -> dict:
+            def measure(name: str = name, impl: Impl = impl, mode: str = mode) -> dict:
                 nbytes = p.scores_bytes(impl.scores_element_size or 0)
                 if nbytes > limit:
                     raise Skip(f"memory: a (B, H, T, T) tensor takes {nbytes / 1e9:.3g} GB > the {limit / 1e9:.3g} GB "
@@ -163,12 +169,22 @@ def measure_point(h: Harness, rows: list[dict], p: Point) -> None:
                     if mode == "fwd":
                         with torch.no_grad():
                             out = first_call(lambda: impl.fn(q, k, v))
-                            ms = h.bench(lambda: impl.fn(q, k, v))
-                        return dict(ms=ms, tflops=p.flops(mode) / ms / 1e9,
-                                    max_abs_diff=(out.float() - expected).abs().max().item())
-                    first_call(lambda: impl.fn(q, k, v).backward(grad))
-                    ms = h.bench(lambda: impl.fn(q, k, v).backward(grad), grad_to_none=[q, k, v])
-                    return dict(ms=ms, tflops=p.flops(mode) / ms / 1e9)
+                            ms, kernel_ms = h.bench(lambda: impl.fn(q, k, v)), h.kernel_ms(lambda: impl.fn(q, k, v))
+                        numbers = dict(max_abs_diff=(out.float() - expected).abs().max().item())
+                    else:
+                        def step() -> None:
+                            impl.fn(q, k, v).backward(grad)
+
+                        first_call(step)
+                        ms, kernel_ms = h.bench(step, grad_to_none=[q, k, v]), h.kernel_ms(step, [q, k, v])
+                        numbers = {}
+                numbers.update(ms=ms, tflops=p.flops(mode) / ms / 1e9, kernel_ms=kernel_ms,
+                               kernel_tflops=p.flops(mode) / kernel_ms / 1e9 if kernel_ms else None)
+                if name == "ours-flash":
+                    from scratchformers.kernels import flash_attention
+
+                    numbers["tiles"] = chosen_tiles(flash_attention)
+                return numbers
 
             h.record(rows, dict(asdict(p), impl=name, mode=mode), measure)
 
@@ -190,25 +206,5 @@ def summary(rows: list[dict]) -> str:
     return ", ".join(parts) + f" (fwd/fwd+bwd); {sum(r.get('wall_s', 0) for r in rows):.1f} s"
 
 
-def warm_jobs(s: Settings) -> dict[str, Callable[[], None]]:
-    """Compile-ahead jobs: our three flash kernels per (dtype, D, causal), the fused softmax per (dtype, T) of the
-    materialised path.
-
-    Triton specialises a kernel on its integer arguments' divisibility by 16, not on their values, so one call per
-    combination compiles what every T of it runs (autotuning then only re-times the compiled candidates)."""
-    from bench_softmax import softmax_jobs
-
-    jobs: dict[str, Callable[[], None]] = {}
-    for p in grid(s):
-        name = f"attention-flash-{p.dtype}-d{p.D}-{'causal' if p.causal else 'full'}"
-        jobs.setdefault(name, lambda p=p: _flash_once(p, s.device))
-    for p in grid(s):
-        jobs.update(softmax_jobs(s, p.dtype, p.T, rows=p.H * p.T))
-    return jobs
-
-
-def _flash_once(p: Point, device: torch.device) -> None:
-    from scratchformers.fast.attention import flash_attention
-
-    q, k, v, grad = inputs(p, device)
-    flash_attention(q, k, v, causal=p.causal).backward(grad)
+if __name__ == "__main__":
+    sys.exit(section_main(NAME, run))

@@ -5,12 +5,12 @@
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+import sys
 
 import torch
 import torch.nn.functional as F
 
-from harness import Harness, Settings, free_memory
+from harness import Harness, Settings, free_memory, section_main
 
 NAME = "layernorm"
 HIDDEN = (768, 1024, 2048, 4096, 8192)
@@ -52,13 +52,5 @@ def measure_shape(h: Harness, rows: list[dict], M: int, N: int) -> None:
     h.measure_fwd_bwd(rows, dict(row, impl="ours-triton"), lambda: layer_norm(x, weight, bias), leaves, grad)
 
 
-def warm_jobs(s: Settings) -> dict[str, Callable[[], None]]:
-    """One compile-ahead job per hidden size (the kernels are specialised on the power-of-two block of N)."""
-
-    def job(M: int, N: int) -> None:
-        from scratchformers.fast.layernorm import layer_norm
-
-        x, weight, bias, grad = inputs(M, N, s.device)
-        layer_norm(x, weight, bias).backward(grad)
-
-    return {f"layernorm-{DTYPE}-h{N}": (lambda M=M, N=N: job(M, N)) for M, N in shapes(s)}
+if __name__ == "__main__":
+    sys.exit(section_main(NAME, run))

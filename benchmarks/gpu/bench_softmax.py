@@ -4,11 +4,11 @@ M rows of N columns with M · N = 2²⁶ (128 MiB of bfloat16 per tensor: far pa
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+import sys
 
 import torch
 
-from harness import Harness, Settings, free_memory
+from harness import Harness, Settings, free_memory, section_main
 
 NAME = "softmax"
 LENGTHS = (256, 1024, 4096, 16384)
@@ -47,20 +47,5 @@ def measure_shape(h: Harness, rows: list[dict], M: int, N: int) -> None:
     h.measure_fwd_bwd(rows, dict(row, impl="ours-triton"), lambda: softmax(x), [x], grad)
 
 
-def softmax_jobs(s: Settings, dtype: str, n: int, rows: int) -> dict[str, Callable[[], None]]:
-    """The compile-ahead job for our softmax kernels at row length ``n`` (compiled once per power-of-two block)."""
-
-    def job() -> None:
-        from scratchformers.fast.softmax import softmax
-
-        x, grad = inputs(rows, n, dtype, s.device)
-        softmax(x).backward(grad)
-
-    return {f"softmax-{dtype}-n{n}": job}
-
-
-def warm_jobs(s: Settings) -> dict[str, Callable[[], None]]:
-    jobs: dict[str, Callable[[], None]] = {}
-    for M, N in shapes(s):
-        jobs.update(softmax_jobs(s, DTYPE, N, M))
-    return jobs
+if __name__ == "__main__":
+    sys.exit(section_main(NAME, run))

@@ -1,31 +1,35 @@
-"""The GPU check: parity tests, kernels and training against PyTorch, and the real trainer, in one run of 9 minutes.
+"""The GPU check: the GPU tests, our kernels and training against PyTorch, and the real trainer, in one run that
+ends, report included, within 8 minutes.
 
     PYTHONPATH=. python3 benchmarks/gpu/check.py --out $OUT     # on a CUDA machine, from the repository root
     PYTHONPATH=. python3 benchmarks/gpu/check.py --dry-run      # no GPU: every code path on CPU, tiny shapes
     python3 benchmarks/gpu/check.py --replot DIR/gpu_check.json # redraw the charts from a run's JSON
+    PYTHONPATH=. python3 benchmarks/gpu/check.py --code-hash    # the code hash a run records, for this checkout
 
 A bare copy of the repository is enough: torch and Triton installed, the project not; ``PYTHONPATH=<repository>``
 makes ``scratchformers.*`` this checkout's folders (see scratchformers/__init__.py).
 
-First phase, nothing timed (``jobs.py``): the GPU tests (``parity.py``: tests/test_gpu_parity.py, then every other
-test marked ``gpu``; one pytest process per test) and the compile-ahead jobs run side by side as separate processes, within 40% of the budget. Then
-the timed sections, one at a time on a quiet GPU, in this order (each module's docstring says what and how):
+The sections run one after another, most important first, each in processes of its own that are killed at the end of
+its time (``jobs.py``), so none can hang the run or take another's time, and a crash costs only its own section:
 
+    parity      parity.py            every test marked gpu, one pytest process per test, side by side
     attention   bench_attention.py   flash attention vs F.scaled_dot_product_attention and the materialised paths
     layernorm   bench_layernorm.py   LayerNorm fwd, bwd vs F.layer_norm: GB/s and % of peak bandwidth
-    model       bench_train_step.py  a GPT-2 124M training step, fast vs torch path, eager and compiled
-    trainer     first_steps.py       the gpt2-owt preset's first 20 steps through `scratchformers train`
-    hostsync    host_sync.py         the trainer's step time with and without per-step host syncs
     softmax     bench_softmax.py     row softmax fwd, bwd vs torch.softmax: GB/s
+    model       bench_train_step.py  the step timer: a GPT-2 124M training step, fast vs torch path, eager and compiled
+    trainer     first_steps.py       the gpt2-owt preset's first 20 steps through `scratchformers train`
+    hostsync    host_sync.py         the same run with --sync-every-step: what per-step host syncs cost
 
-``--budget-s`` (default 500) is the whole run's wall clock, compiling included. Each timed section gets a share of
-the time left when it starts; items that find none are recorded as ``skipped: time budget``; one in-process item may
-overrun its share (a ``torch.compile``), so at ``--budget-s`` + ``--hard-stop-after-s`` (25 s) the run stops wherever
-it is and writes what it has. One item's failure is recorded and the run goes on. The JSON is rewritten after every
-item, so a run killed from outside still leaves its data. The output folder gets six files (a run first removes
-those of an earlier one):
+The order also warms the caches the later sections read: the tests compile most kernel configurations the timed
+sections run, and the step timer's compiled fast step is the graph the trainer's runs compile. ``--budget-s``
+(default 480) is the whole run's wall clock, report included: each section gets its share (:data:`SHARES`) of the
+time left when it starts, unused time passing on; within its time a section records the items it had no time for as
+``skipped: time budget``. One item's failure is recorded and the section goes on; a section that fails is recorded
+and the run goes on. ``TRITON_CACHE_AUTOTUNING`` is unset for the run (cached autotuning results would skip the
+timing of our tiles). The JSON is rewritten after every section, so a run killed from outside still leaves its data.
+The output folder gets six files (a run first removes those of an earlier one):
 
-    gpu_check.json     device, versions, date, settings, timings, one row per test and per measurement
+    gpu_check.json     device, versions, date, code, settings, timings, one row per test and per measurement
     gpu_check.md       the same as tables, headed by the summary that the run also prints last
     gpu_check.log      the progress lines and the summary, as printed
     gpu-attention.png, gpu-rowwise.png, gpu-training.png   charts (needs matplotlib; --replot redraws them)
@@ -37,33 +41,28 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import signal
 import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 
-STARTED = time.monotonic()
+STARTED = time.time()
 ROOT = Path(__file__).resolve().parents[2]
-TIMED = ("attention", "layernorm", "model", "trainer", "hostsync", "softmax")  # run order
-SECTIONS = ("parity", *TIMED)
-WEIGHTS = {"attention": 2.0, "layernorm": 1.0, "model": 4.0, "trainer": 5.0, "hostsync": 3.0, "softmax": 0.5}
-FIRST_PHASE_SHARE = 0.4  # GPU tests and compile-ahead jobs: at most this share of the budget
+HERE = Path(__file__).resolve().parent
+SECTIONS = ("parity", "attention", "layernorm", "softmax", "model", "trainer", "hostsync")  # run order
+BENCH_MODULES = dict(attention="bench_attention.py", layernorm="bench_layernorm.py", softmax="bench_softmax.py",
+                     model="bench_train_step.py")  # the sections that run as `python <module> ...`
+# Each section's share: seconds of the default budget (benchmarks/README.md gives the estimate behind them).
+SHARES = dict(parity=75.0, attention=70.0, layernorm=25.0, softmax=20.0, model=120.0, trainer=95.0, hostsync=55.0)
+DEFAULT_BUDGET_S = 480.0
 RESERVE_S = 15.0  # kept back from the budget for the report and the charts
-HARD_STOP_AFTER_S = 25.0  # past the budget, the run stops wherever it is
-DEFAULT_BUDGET_S = 500.0
-HEAVY_GIB = 25.0  # GPU memory of a compile-ahead job that runs a GPT-2 training step
-LIGHT_GIB = 2.0
+STOP_EARLY_S = 2.0  # a timed section starts no item this close to its end, and records the rest as skipped
+MIN_SECTION_S = 3.0  # a section allotted less is not started
+UNSET = ("TRITON_CACHE_AUTOTUNING",)  # environment variables removed for the run and its processes
 JSON_NAME, MARKDOWN_NAME, LOG_NAME = "gpu_check.json", "gpu_check.md", "gpu_check.log"
-
-
-class TimeUp(BaseException):
-    """Raised by the hard-stop alarm; a BaseException, so no item's ``except Exception`` swallows it."""
 
 
 def default_out() -> Path:
@@ -86,169 +85,155 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--sections", type=sections_arg, default=list(SECTIONS),
                         help=f"comma-separated subset of {','.join(SECTIONS)} (default: all)")
     parser.add_argument("--budget-s", type=float, default=DEFAULT_BUDGET_S,
-                        help=f"wall-clock budget of the whole run, compiling included (default: {DEFAULT_BUDGET_S:g})")
-    parser.add_argument("--hard-stop-after-s", type=float, default=HARD_STOP_AFTER_S,
-                        help="this long past the budget the run stops wherever it is and writes what it has "
-                             f"(default: {HARD_STOP_AFTER_S:g})")
+                        help=f"wall-clock budget of the whole run, report included (default: {DEFAULT_BUDGET_S:g})")
     parser.add_argument("--dry-run", action="store_true",
                         help="CPU only, Triton interpreter, tiny shapes: checks every code path, measures nothing")
-    parser.add_argument("--no-warm", action="store_true", help="no compile-ahead jobs in the first phase")
     parser.add_argument("--warmup-ms", type=float, default=10.0, help="do_bench warm-up per item (default: 10)")
     parser.add_argument("--rep-ms", type=float, default=50.0, help="do_bench repetition time per item (default: 50)")
-    parser.add_argument("--autotune-rep-ms", type=float, default=20.0,
-                        help="repetition time per candidate when our Triton kernels autotune (default: 20; "
-                             "Triton's own: 100)")
+    parser.add_argument("--autotune-keep", type=int, default=3,
+                        help="candidate tiles each flash-attention kernel tries in the timed sections (default: 3)")
     parser.add_argument("--peak-gbps", type=float, default=None,
                         help="peak memory bandwidth of this GPU in GB/s (default: datasheet value of known GPUs)")
     parser.add_argument("--replot", type=Path, default=None, metavar="JSON",
                         help="only redraw the charts of a gpu_check.json (into --out, default: beside it)")
-    parser.add_argument("--warm-job", default=None, help=argparse.SUPPRESS)  # internal: compile-ahead worker
-    return parser.parse_args(argv)
+    parser.add_argument("--code-hash", action="store_true",
+                        help="only print the code hash of this checkout (the one a run records) and exit")
+    args = parser.parse_args(argv)
+    if args.autotune_keep < 1:
+        parser.error("--autotune-keep must be at least 1")
+    return args
 
 
-def section_modules() -> dict[str, ModuleType]:
-    """The timed sections' modules, by section name."""
-    import bench_attention
-    import bench_layernorm
-    import bench_softmax
-    import bench_train_step
-    import first_steps
-    import host_sync
-
-    modules = (bench_attention, bench_layernorm, bench_train_step, first_steps, host_sync, bench_softmax)
-    return {module.NAME: module for module in modules}
-
-
-def warm_jobs(settings, sections: list[str]) -> dict[str, Callable[[], None]]:
-    """Every compile-ahead job of the chosen sections, in section order."""
-    jobs: dict[str, Callable[[], None]] = {}
-    for name, module in section_modules().items():
-        if name in sections and hasattr(module, "warm_jobs"):
-            jobs.update({job: fn for job, fn in module.warm_jobs(settings).items() if job not in jobs})
-    return jobs
+def clean_environment(environ: dict[str, str]) -> list[str]:
+    """Remove :data:`UNSET` from ``environ``; returns the names that were set."""
+    return [name for name in UNSET if environ.pop(name, None) is not None]
 
 
 class Run:
-    """One run of the check: its settings, the results, and writing them out."""
+    """One run of the check: its settings, the sections one after another, and writing the results out."""
 
-    def __init__(self, args: argparse.Namespace) -> None:
+    def __init__(self, args: argparse.Namespace, unset: list[str]) -> None:
         import torch
 
         import scratchformers.fast.attention
-        from harness import Budget, Harness, Settings
+        from harness import Budget, Settings
         from machine import describe
         from plots import CHARTS
 
         self.args = args
         device = torch.device("cpu" if args.dry_run else "cuda")
         self.meta = describe(device, ROOT, args.peak_gbps)
-        self.settings = Settings(device=device, dry_run=args.dry_run, warmup_ms=args.warmup_ms, rep_ms=args.rep_ms,
-                                 autotune_rep_ms=args.autotune_rep_ms, peak_gbps=self.meta["peak_gbps"])
-        self.budget = Budget(args.budget_s - RESERVE_S - (time.monotonic() - STARTED))
-        self.harness = Harness(self.settings, self.budget, save=self.save_json, log=self.log)
+        self.settings = Settings(dry_run=args.dry_run, warmup_ms=args.warmup_ms, rep_ms=args.rep_ms,
+                                 autotune_keep=args.autotune_keep, peak_gbps=self.meta["peak_gbps"])
+        self.budget = Budget(args.budget_s - RESERVE_S - (time.time() - STARTED))
         self.out = args.out or default_out()
         for name in (JSON_NAME, MARKDOWN_NAME, LOG_NAME, *CHARTS):  # this run's files only, never an older run's
             (self.out / name).unlink(missing_ok=True)
-        self.results: dict = dict(meta=self.meta, timing=dict(first_phase=None, sections={}))
+        self.results: dict = dict(meta=self.meta, timing={})
         self.meta["run"] = dict(state="running", budget_s=args.budget_s, sections=args.sections, dry_run=args.dry_run,
-                                warmup_ms=args.warmup_ms, rep_ms=args.rep_ms, autotune_rep_ms=args.autotune_rep_ms,
+                                warmup_ms=args.warmup_ms, rep_ms=args.rep_ms, autotune_keep=args.autotune_keep,
+                                shares_s={name: SHARES[name] for name in args.sections}, unset_env=unset,
                                 argv=sys.argv[1:])
         self.meta["package_files"] = scratchformers.fast.attention.__file__
 
     def log(self, message: str) -> None:
         """A progress line on stdout and in the output folder's log."""
-        line = f"[{time.monotonic() - STARTED:6.1f} s] {message}"
+        line = f"[{time.time() - STARTED:6.1f} s] {message}"
         print(line, flush=True)
         self.out.mkdir(parents=True, exist_ok=True)
         with open(self.out / LOG_NAME, "a") as handle:
             handle.write(line + "\n")
 
     def save_json(self) -> None:
-        self.meta["run"]["elapsed_s"] = round(time.monotonic() - STARTED, 1)
+        self.meta["run"]["elapsed_s"] = round(time.time() - STARTED, 1)
         self.out.mkdir(parents=True, exist_ok=True)
         partial = self.out / (JSON_NAME + ".partial")
         partial.write_text(json.dumps(self.results, indent=1, default=str))
         partial.replace(self.out / JSON_NAME)
 
-    def first_phase(self) -> None:
-        """The GPU tests and the compile-ahead jobs side by side (jobs.py), within FIRST_PHASE_SHARE of the budget."""
+    def sections(self) -> None:
+        """Every selected section, one after another, each within its share of the budget."""
+        from harness import status_of
+
+        chosen = self.args.sections
+        with tempfile.TemporaryDirectory(prefix="gpu-check-") as tmp:
+            for i, name in enumerate(chosen):
+                allotted = self.budget.open_section(SHARES[name], sum(SHARES[n] for n in chosen[i:]))
+                timing = self.results["timing"][name] = dict(allotted_s=round(allotted, 1))
+                if allotted < MIN_SECTION_S:
+                    timing["error"] = "not run: no time left"
+                    self.log(f"{name}: {timing['error']}")
+                    continue
+                self.log(f"{name}: start, {allotted:.0f} s allotted")
+                start = time.monotonic()
+                try:
+                    if name in BENCH_MODULES:
+                        self.results[name] = self.run_bench(name, allotted, Path(tmp), timing)
+                    else:
+                        self.results[name] = getattr(self, f"run_{name}")(allotted, Path(tmp), timing)
+                except Exception as error:  # a section that cannot even set up: note it, go on
+                    timing["error"] = status_of(error)
+                    self.log(f"{name}: {timing['error']}")
+                timing["wall_s"] = round(time.monotonic() - start, 1)
+                rows = self.results.get(name, [])
+                counts = Counter(row["status"].split(":")[0] for row in rows)
+                self.log(f"{name}: done in {timing['wall_s']:.1f} s, {len(rows)} rows ({dict(counts)})")
+                self.save_json()
+
+    def run_parity(self, seconds: float, work: Path, timing: dict) -> list[dict]:
+        """The GPU tests, one process per test, as many side by side as the cores and the declared memory allow."""
         import torch
 
         import parity
-        from jobs import Job, run_jobs
+        from jobs import run_jobs
 
-        seconds = max(0.0, self.budget.left() * FIRST_PHASE_SHARE)
         deadline = time.monotonic() + seconds
-        with tempfile.TemporaryDirectory(prefix="gpu-check-parity-") as tmp:
-            xml_dir = Path(tmp)
-            parity_jobs: list[Job] = []
-            node_ids: list[str] = []
-            if "parity" in self.args.sections:
-                try:
-                    node_ids = parity.collect()
-                    parity_jobs = parity.jobs(node_ids, xml_dir, self.args.dry_run)
-                except Exception as error:  # collecting failed: say so, go on with the rest
-                    self.results["parity"] = [dict(test=parity.TEST_FILE, status=f"error: {error}")]
-            warm = [] if self.args.no_warm else self.warm_job_list()
-            # The long torch.compile jobs first, so that they finish in time; then the tests; then the kernels.
-            job_list = [j for j in warm if j.gib >= HEAVY_GIB] + parity_jobs + [j for j in warm if j.gib < HEAVY_GIB]
-            if self.args.dry_run:
-                parallel, memory = 2, math.inf
-            else:
-                parallel = max(1, cpu_cores() - 1)
-                memory = 0.85 * torch.cuda.get_device_properties(0).total_memory / 2**30
-            seconds = max(0.0, deadline - time.monotonic())
-            self.log(f"first phase: {len(node_ids)} GPU tests in {len(parity_jobs)} processes and {len(warm)} "
-                     f"compile-ahead jobs, {parallel} at a time, at most {seconds:.0f} s")
-            start = time.monotonic()
-            results = run_jobs(job_list, seconds, parallel, memory, progress=self.log)
-            if node_ids:
-                self.results["parity"] = parity.rows(node_ids, job_list, results, xml_dir)
-                self.log(f"GPU tests: {parity.counts(self.results['parity'])}")
-        warm_results = {job.name: results[job.name] for job in warm}
-        self.results["timing"]["first_phase"] = dict(wall_s=round(time.monotonic() - start, 1), jobs=warm_results)
-        self.save_json()
-
-    def warm_job_list(self) -> list:
-        """The compile-ahead jobs as worker processes; the dry run runs the first job of each section in one
-        process (that shows the mechanism; each job's code still runs)."""
-        from jobs import Job
-
-        script = [sys.executable, str(Path(__file__).resolve()), "--sections", ",".join(self.args.sections)]
-        script += ["--dry-run"] * self.args.dry_run
-        names_by_section = {name: list(warm_jobs(self.settings, [name])) for name in self.args.sections}
+        node_ids = parity.collect(timeout_s=seconds)
+        job_list = parity.jobs(node_ids, work, self.args.dry_run)
         if self.args.dry_run:
-            first = [names[0] for names in names_by_section.values() if names]
-            return [Job("warm-dry-run", script + ["--warm-job", ",".join(first)])] if first else []
-        return [Job(job, script + ["--warm-job", job], HEAVY_GIB if section == "model" else LIGHT_GIB)
-                for section, names in names_by_section.items() for job in names]
+            parallel, memory = 2, float("inf")
+        else:
+            parallel = max(1, cpu_cores() - 1)
+            memory = 0.85 * torch.cuda.get_device_properties(0).total_memory / 2**30
+        timing.update(parallel=parallel, memory_gib=round(memory, 1), declared_gib=sum(job.gib for job in job_list))
+        self.log(f"parity: {len(node_ids)} GPU tests in {len(job_list)} processes, {parallel} at a time within "
+                 f"{memory:.0f} GiB of declared memory")
+        results = run_jobs(job_list, deadline - time.monotonic(), parallel, memory, progress=self.log)
+        rows = parity.rows(node_ids, job_list, results, work)
+        self.log(f"parity: {parity.counts(rows)}")
+        return rows
 
-    def timed_sections(self) -> None:
-        """Every selected timed section, one after another, each within its share of the budget."""
-        from harness import configure_autotuning, kernel_modules, status_of
+    def run_bench(self, name: str, seconds: float, work: Path, timing: dict) -> list[dict]:
+        """A timed section as ``python benchmarks/gpu/<module> ...``: its rows, as many as it measured in time."""
+        from first_steps import last_line
+        from jobs import OUTPUT_TAIL, run_process
+        from scratchformers.train.plots import read_log
 
-        try:
-            configure_autotuning(kernel_modules(), self.settings.autotune_rep_ms)
-        except Exception as error:  # another Triton: its own autotune timing, noted
-            self.results["timing"]["autotuning"] = f"Triton's default timing ({status_of(error)})"
-        modules = section_modules()
-        chosen = [name for name in TIMED if name in self.args.sections]
-        for i, name in enumerate(chosen):
-            allotted = self.budget.open_section(WEIGHTS[name], sum(WEIGHTS[n] for n in chosen[i:]))
-            self.log(f"{name}: start, {allotted:.0f} s allotted")
-            rows = self.results.setdefault(name, [])
-            timing = self.results["timing"]["sections"][name] = dict(allotted_s=round(allotted, 1))
-            start = time.monotonic()
-            try:
-                modules[name].run(self.harness, rows)
-            except Exception as error:  # a section that cannot even set up: note it, go on
-                timing["error"] = status_of(error)
-                self.log(f"{name}: {timing['error']}")
-            wall = time.monotonic() - start
-            timing["wall_s"] = round(wall, 1)
-            counts = Counter(row["status"].split(":")[0] for row in rows)
-            self.log(f"{name}: done in {wall:.1f} s, {len(rows)} rows ({dict(counts)})")
-            self.save_json()
+        rows_file = work / f"{name}.jsonl"
+        stop = time.time() + seconds - STOP_EARLY_S - STARTED  # on the run's clock, as the section's lines are
+        command = [sys.executable, str(HERE / BENCH_MODULES[name]), "--settings", self.settings.to_json(),
+                   "--seconds", f"{stop:.1f}", "--rows", str(rows_file), "--log", str(self.out / LOG_NAME),
+                   "--started", repr(STARTED)]
+        returncode, output, _ = run_process(command, seconds, cwd=ROOT, env=child_environment(), show_stdout=True)
+        if returncode != 0:
+            timing["error"] = (f"killed at the end of its {seconds:.0f} s" if returncode is None
+                               else f"exit {returncode}: {last_line(output)}")
+            timing["output_tail"] = output[-OUTPUT_TAIL:]
+        return read_log(rows_file) if rows_file.is_file() else []
+
+    def run_trainer(self, seconds: float, work: Path, timing: dict) -> list[dict]:
+        import first_steps
+
+        row = first_steps.measure(work, self.args.dry_run, seconds)
+        self.log(first_steps.summary(row))
+        return [row]
+
+    def run_hostsync(self, seconds: float, work: Path, timing: dict) -> list[dict]:
+        import host_sync
+
+        row = host_sync.measure(work, self.args.dry_run, seconds, (self.results.get("trainer") or [None])[0])
+        self.log(host_sync.summary(row))
+        return [row]
 
     def finish(self, state: str) -> None:
         """Final JSON, charts (if matplotlib is there), Markdown, and the summary printed last."""
@@ -278,28 +263,16 @@ class Run:
             handle.write("\n".join(lines) + "\n")
 
 
+def child_environment() -> dict[str, str]:
+    """The environment of the sections' processes: this one's, with this checkout first on PYTHONPATH."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
 def cpu_cores() -> int:
     """CPU cores this process may use (a container's share, not the host's count)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def run_warm_jobs(args: argparse.Namespace) -> int:
-    """Worker side of the first phase: run compile-ahead jobs, compiling every autotuning candidate untimed."""
-    import torch
-
-    from harness import Settings, configure_autotuning, kernel_modules
-
-    settings = Settings(device=torch.device("cpu" if args.dry_run else "cuda"), dry_run=args.dry_run)
-    jobs = warm_jobs(settings, args.sections)
-    names = args.warm_job.split(",")
-    unknown = [name for name in names if name not in jobs]
-    if unknown:
-        print(f"check.py: unknown compile-ahead job(s) {unknown}", file=sys.stderr)
-        return 2
-    configure_autotuning(kernel_modules(), None)
-    for name in names:
-        jobs[name]()
-    return 0
 
 
 def import_checkout() -> str | None:
@@ -335,6 +308,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.replot:
         return replot(args)
+    if args.code_hash:
+        from machine import code_sha256
+
+        sha, count = code_sha256(ROOT)
+        print(f"{sha}  ({count} files of {ROOT})")
+        return 0
+    unset = clean_environment(os.environ)  # before triton is imported, here and in every child process
     if args.dry_run:  # before torch and any kernel are imported, here and in every child process: a CPU-only run
         os.environ["TRITON_INTERPRET"] = "1"
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
@@ -348,32 +328,17 @@ def main(argv: list[str] | None = None) -> int:
         print("check.py needs a CUDA GPU (torch.cuda.is_available() is False); nothing was measured. "
               "`python benchmarks/gpu/check.py --dry-run` checks the script on CPU.", file=sys.stderr)
         return 2
-    if args.warm_job:
-        return run_warm_jobs(args)
-    return run_check(args)
-
-
-def run_check(args: argparse.Namespace) -> int:
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # killed from outside: still stop the workers, report
-
-    def hard_stop(*_: object) -> None:
-        raise TimeUp
-
-    signal.signal(signal.SIGALRM, hard_stop)
-    limit = args.budget_s + args.hard_stop_after_s
-    signal.alarm(max(1, math.ceil(limit - (time.monotonic() - STARTED))))
-    run = Run(args)
-    run.log(f"{run.meta['name']}; torch {run.meta['torch']}, triton {run.meta['triton']}; writing to {run.out}")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # killed from outside: stop the section, still report
+    run = Run(args, unset)
+    code = run.meta["code"]
+    run.log(f"{run.meta['name']}; torch {run.meta['torch']}, triton {run.meta['triton']}; code {code['sha256'][:12]}"
+            f" (commit {code['git_commit'] or 'unknown: no .git'}); writing to {run.out}")
     run.save_json()
     state = "interrupted"
     try:
-        run.first_phase()
-        run.timed_sections()
+        run.sections()
         state = "complete"
-    except TimeUp:
-        state = f"stopped at the hard limit ({limit:.0f} s)"
     finally:
-        signal.alarm(0)
         run.finish(state)
     return 0
 

@@ -1,38 +1,33 @@
 """GPU check, the trainer: the ``gpt2-owt`` preset's first 20 optimizer steps through ``scratchformers train``.
 
-The whole job as a user starts it, in a subprocess with a hard time limit: GPT-2 small on the fast path, bfloat16
+The whole job as a user starts it, in a process with a hard time limit: GPT-2 small on the fast path, bfloat16
 autocast, ``torch.compile``, 10 micro-batches of 12 x 1024 tokens per step, the preset's learning-rate warm-up,
 evaluation, checkpoints (``last.pt`` and ``best.pt``), the final samples and the curves. What is changed from the
-preset: ``--max-steps 20``, ``--eval-batches 20`` (200 per split at the preset's evaluations every 2,000 steps), and
-the data. The GPU machines have neither OpenWebText nor ``datasets``, so the run trains on the embedded Shakespeare
-as GPT-2 tokens, which the trainer prepares itself (``--dataset shakespeare --tokenizer gpt2``: the same uint16
-memmap and ``meta.json`` that ``scratchformers prepare`` writes, 314k training tokens of the tiny variant): the
-speed of a step does not depend on which tokens it reads.
+preset: ``--max-steps 20``, ``--eval-batches 20`` (200 per split at the preset's evaluations every 2,000 steps),
+``--log-interval 4`` (five log windows, three of them after the compiling and warm-up steps: the host-sync section
+compares them) and the data. The GPU machines have neither OpenWebText nor ``datasets``, so the run trains on the
+embedded Shakespeare as GPT-2 tokens, which the trainer prepares itself (``--dataset shakespeare --tokenizer gpt2``:
+the same uint16 memmap and ``meta.json`` that ``scratchformers prepare`` writes, 314k training tokens of the tiny
+variant): the speed of a step does not depend on which tokens it reads. It runs after the step timer, whose compiled
+fast-path step leaves the same graph in Inductor's cache.
 
-The row keeps the trainer's ``log.jsonl`` (loss, ms/step, tokens/s and MFU at steps 1, 10 and 20: the first window
-includes compiling; evaluations at steps 0 and 20), its samples, its exit status and the end of its output. The
-dry run shrinks the model to one tiny layer and the run to one step of 2 micro-batches, and leaves out
+The row keeps the trainer's ``log.jsonl`` (loss, ms/step, tokens/s and MFU at steps 1, 4, ..., 20: the first window
+includes compiling; evaluations at steps 0 and 20), its samples, its exit status and the end of its output. The dry
+run shrinks the model to one tiny layer and the run to three steps of 2 micro-batches, logged at each, and leaves out
 ``torch.compile``.
 """
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import signal
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
-from harness import DRY_MODEL, PRESET, ROOT, Harness, Settings
+from harness import DRY_MODEL, PRESET, ROOT
+from jobs import OUTPUT_TAIL, run_process
 
 NAME = "trainer"
-STEPS = 20
-REAL = dict(max_steps=STEPS, eval_batches=20)
-DRY = dict(max_steps=1, eval_batches=1, **DRY_MODEL, batch_size=2, grad_accum_steps=2, num_samples=1, sample_tokens=2,
-           compile=False)
+REAL = dict(max_steps=20, eval_batches=20, log_interval=4)
+DRY = dict(max_steps=3, log_interval=1, eval_batches=1, **DRY_MODEL, batch_size=2, grad_accum_steps=2, num_samples=1,
+           sample_tokens=2, compile=False)
 DATA = dict(dataset="shakespeare", tokenizer="gpt2", shakespeare_variant="tiny")
 
 
@@ -45,30 +40,17 @@ def flags(values: dict) -> list[str]:
     return out
 
 
-def command(work: Path, dry_run: bool, run: str = "run", **overrides: object) -> list[str]:
+def trainer_settings(dry_run: bool) -> dict:
+    """This section's TrainConfig fields on top of the preset."""
+    return DRY if dry_run else REAL
+
+
+def command(work: Path, dry_run: bool, run: str = NAME, **overrides: object) -> list[str]:
     """The ``scratchformers train`` command line, with the data in ``work/data`` and the run in ``work/<run>``;
     ``overrides`` (TrainConfig fields) on top of this section's settings."""
-    values = {**(DRY if dry_run else REAL), **overrides}
+    values = {**trainer_settings(dry_run), **overrides}
     return [sys.executable, "-m", "scratchformers", "train", "--preset", PRESET, *flags(DATA),
             "--data-dir", str(work / "data"), "--out-dir", str(work / run), "--no-progress", *flags(values)]
-
-
-def run_trainer(cmd: list[str], cwd: Path, timeout_s: float) -> tuple[int | None, str, float]:
-    """Run ``cmd``; returns (exit status or None if killed at ``timeout_s``, its output, seconds)."""
-    start = time.monotonic()
-    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
-    try:
-        output, _ = proc.communicate(timeout=timeout_s)
-        returncode: int | None = proc.returncode
-    except subprocess.TimeoutExpired:
-        returncode = None
-    finally:  # timed out, or the check itself stopped: the trainer and its compile workers go with it
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            output, _ = proc.communicate()
-    return returncode, output, time.monotonic() - start
 
 
 def last_line(output: str) -> str:
@@ -79,12 +61,9 @@ def last_line(output: str) -> str:
 
 def read_run(run_dir: Path) -> dict:
     """The log records and samples a run left behind (whatever it got to)."""
-    log = run_dir / "log.jsonl"
-    records = []
-    if log.is_file():
-        for line in log.read_text().splitlines():
-            with contextlib.suppress(json.JSONDecodeError):
-                records.append(json.loads(line))
+    from scratchformers.train.plots import read_log
+
+    records = read_log(run_dir / "log.jsonl") if (run_dir / "log.jsonl").is_file() else []
     samples = run_dir / "samples.txt"
     return dict(train_log=[r for r in records if r.get("kind") == "train"],
                 eval_log=[r for r in records if r.get("kind") == "eval"],
@@ -93,55 +72,38 @@ def read_run(run_dir: Path) -> dict:
                 files=sorted(p.name for p in run_dir.iterdir()) if run_dir.is_dir() else [])
 
 
-def measure(h: Harness) -> dict:
-    """Run the trainer within the section's time; what it left behind, and ``failure`` (None if it finished)."""
-    timeout_s = h.budget.section_left()
-    with tempfile.TemporaryDirectory(prefix="gpu-check-trainer-") as tmp:
-        cmd = command(Path(tmp), h.settings.dry_run)
-        returncode, output, seconds = run_trainer(cmd, ROOT, timeout_s)
-        output = output.replace(tmp, "$TMP")
-        startup = next((line for line in output.splitlines() if line.startswith("training from step")), None)
-        result = dict(command=" ".join(cmd[1:]).replace(tmp, "$TMP"), returncode=returncode, seconds=seconds,
-                      timeout_s=round(timeout_s, 1), startup=startup, output_tail=output[-3000:],
-                      **read_run(Path(tmp) / "run"))
+def train(work: Path, dry_run: bool, limit_s: float, run: str = NAME, **overrides: object) -> dict:
+    """Run ``scratchformers train`` within ``limit_s``; what it left behind, and ``failure`` (None if it finished
+    and logged training steps)."""
+    cmd = command(work, dry_run, run, **overrides)
+    returncode, output, seconds = run_process(cmd, limit_s, cwd=ROOT)
+    output = output.replace(str(work), "$WORK")
+    startup = next((line for line in output.splitlines() if line.startswith("training from step")), None)
+    result = dict(command=" ".join(cmd[1:]).replace(str(work), "$WORK"), returncode=returncode, seconds=seconds,
+                  limit_s=round(limit_s, 1), startup=startup, output_tail=output[-OUTPUT_TAIL:],
+                  **read_run(work / run))
+    result["failure"] = None
     if returncode is None:
-        result["failure"] = f"killed after {timeout_s:.0f} s (its share of the time budget)"
+        result["failure"] = f"killed after {limit_s:.0f} s (its share of the time budget)"
     elif returncode != 0:
         result["failure"] = f"exit {returncode}: {last_line(output)}"
-    elif not result["train_log"] or not result["samples"]:
-        result["failure"] = "finished without training records or samples"
+    elif not result["train_log"]:
+        result["failure"] = "finished without training records"
     return result
 
 
-def run(h: Harness, rows: list[dict]) -> None:
-    """One row: the run's log, samples and status (``error: ...`` when the trainer did not finish as it should)."""
-    steps = (DRY if h.settings.dry_run else REAL)["max_steps"]
-    row = h.record(rows, dict(preset=PRESET, steps=steps), lambda: measure(h),
-                   needs_s=5.0 if h.settings.dry_run else 30.0)
-    if row.get("failure"):
-        row["status"] = f"error: {row['failure']}"
-        h.save()
+def measure(work: Path, dry_run: bool, limit_s: float) -> dict:
+    """The section's one row: the run, and its status (``error: ...`` when the trainer did not finish as it should,
+    samples included)."""
+    row = dict(preset=PRESET, steps=trainer_settings(dry_run)["max_steps"], **train(work, dry_run, limit_s))
+    if row["failure"] is None and not row["samples"]:
+        row["failure"] = "finished without samples"
+    row["status"] = "ok" if row["failure"] is None else f"error: {row['failure']}"
+    return row
+
+
+def summary(row: dict) -> str:
+    """``trainer: ok; step 20: loss 7.123, 412 ms/step``: the progress line."""
     last = (row.get("train_log") or [{}])[-1]
-    h.log(f"trainer: {row['status']}" + (f"; step {last['step']}: loss {last['loss']:.3f}, "
-                                         f"{last['ms_per_step']:.0f} ms/step" if last else ""))
-
-
-def warm_jobs(s: Settings) -> dict:
-    """The final samples' kernels: GPT-2 on the fast path generating as the trainer does at the end (bf16 autocast,
-    the KV cache: one forward kernel per power-of-two bucket of the growing key length). The compile-ahead job of
-    the compiled fast train step compiles the trainer's training and evaluation graphs."""
-    def sample() -> None:
-        import torch
-
-        from scratchformers.reference.generate import generate
-        from scratchformers.reference.model import GPT
-        from scratchformers.train.config import get_train_config
-
-        train = get_train_config(PRESET, **(DRY if s.dry_run else REAL))
-        torch.manual_seed(0)
-        model = GPT(train.model_config(vocab_size=train.vocab_size)).to(s.device)
-        with torch.autocast(s.device.type, dtype=torch.bfloat16):
-            generate(model, train.sample_prompt, train.sample_tokens, temperature=train.temperature,
-                     top_k=train.top_k or None, seed=train.seed)
-
-    return {"trainer-sampling": sample}
+    return f"trainer: {row['status']}" + (f"; step {last['step']}: loss {last['loss']:.3f}, "
+                                         f"{last['ms_per_step']:.0f} ms/step" if last else "")

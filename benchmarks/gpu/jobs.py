@@ -1,19 +1,13 @@
-"""Worker processes side by side: the GPU tests and the compile-ahead jobs of the GPU check's first phase.
+"""Child processes of the GPU check, each with a time limit that nothing outlives.
 
-On a fresh GPU machine compiling costs more than measuring. Each autotuned flash-attention kernel has six candidate
-tiles, three kernels per (dtype, head dim, causal) combination, each a second or more to compile; then the LayerNorm
-and softmax kernels per block size, and ``torch.compile`` of GPT-2 at about a minute per graph. One after the other
-that is most of a 9-minute run. So the check starts with a phase in which nothing is timed:
+Every section of the check runs in processes of its own: the timed sections as ``python benchmarks/gpu/<module>.py``,
+the trainer as ``scratchformers train``, the GPU tests as ``pytest``. A process that overruns its limit is killed
+together with whatever it started (Inductor's compile workers, pytest's children: one process group), so a hang, a
+crash or an illegal memory access costs only its own section, and the check always reaches its report.
 
-- *GPU tests*: one ``pytest`` process per test marked ``gpu``, ``tests/test_gpu_parity.py`` first (``parity.py``);
-- *compile-ahead jobs*: ``check.py --warm-job NAME`` processes that call the code a timed section will run once,
-  with autotuning set to compile every candidate without timing it (:func:`harness.configure_autotuning`).
-
-They run side by side on the machine's CPU cores; the GPU work they do is small next to their compiling. Compiled
-kernels land in ``~/.triton/cache`` and Inductor's graphs in its cache directory, keyed on the source and on how the
-arguments are specialised (not on the tensor sizes within a class), so when a timed section meets the same kernel it
-loads the binary in milliseconds. Jobs still running at the deadline are killed: whatever they had compiled stays
-cached. Each job declares the GPU memory it may hold, and jobs start only while the declared memory fits the card.
+- :func:`run_process`: one command, e.g. a timed section.
+- :func:`run_jobs`: the GPU tests, one process per test side by side (compiling a test's kernels takes far longer than
+  running them, and the machine has many cores), started only while the GPU memory they declare fits the card.
 """
 from __future__ import annotations
 
@@ -24,9 +18,12 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+OUTPUT_TAIL = 3000  # characters of a failed job's output kept in its result
 
 
 @dataclass(frozen=True)
@@ -39,20 +36,39 @@ class Job:
     cwd: Path | None = None
 
 
+def run_process(command: list[str], seconds: float, cwd: Path | None = None, env: Mapping[str, str] | None = None,
+                show_stdout: bool = False) -> tuple[int | None, str, float]:
+    """Run ``command``; returns (its exit status, or None if it was killed at ``seconds``; its output, stdout and
+    stderr together, or only stderr with ``show_stdout``, which passes stdout on to ours; the seconds it took)."""
+    with tempfile.TemporaryDirectory(prefix="gpu-check-") as tmp:
+        log = Path(tmp) / "output.log"
+        proc, start = _start(command, log, cwd, env, show_stdout)
+        try:
+            returncode: int | None = proc.wait(timeout=max(0.0, seconds))
+        except subprocess.TimeoutExpired:
+            returncode = None
+        finally:  # timed out, or the check itself interrupted: the process group goes with it
+            _kill(proc)
+        return returncode, log.read_text(errors="replace"), time.monotonic() - start
+
+
 def run_jobs(jobs: Sequence[Job], seconds: float, parallel: int, memory_gib: float = math.inf,
              progress: Callable[[str], None] = lambda line: None) -> dict[str, dict]:
     """Run the jobs, at most ``parallel`` at a time and only while their declared memory adds up to at most
     ``memory_gib`` (a job larger than that runs alone). Jobs start in the order given, a later one first only when
-    an earlier one does not fit yet; whatever runs at ``seconds`` is killed.
+    an earlier one does not fit yet; whatever runs at ``seconds`` is killed. Job names must be unique (the results
+    are keyed by them).
 
     Returns ``{name: {"status": ..., "s": seconds}}``; status ``ok``, ``failed (exit N)`` with the end of its
     output under ``"log"``, ``killed at the deadline`` or ``not started (deadline)``.
     """
+    repeated = sorted(name for name, count in Counter(job.name for job in jobs).items() if count > 1)
+    if repeated:
+        raise ValueError(f"job names must be unique; repeated: {', '.join(repeated)}")
     pending = list(jobs)
     running: dict[str, tuple[Job, subprocess.Popen, float, Path]] = {}
     results: dict[str, dict] = {}
     deadline = time.monotonic() + seconds
-    started = 0
     with tempfile.TemporaryDirectory(prefix="gpu-jobs-") as logs:
         try:
             while pending or running:
@@ -61,8 +77,8 @@ def run_jobs(jobs: Sequence[Job], seconds: float, parallel: int, memory_gib: flo
                     fits = not running or used + job.gib <= memory_gib
                     if len(running) < parallel and fits:
                         pending.remove(job)
-                        started += 1
-                        running[job.name] = (job, *_start(job, Path(logs) / f"job-{started}.log"))
+                        log = Path(logs) / f"job-{len(jobs) - len(pending)}.log"
+                        running[job.name] = (job, *_start(job.command, log, job.cwd), log)
                 for name, (job, proc, start, log) in list(running.items()):
                     if proc.poll() is not None:
                         del running[name]
@@ -79,22 +95,24 @@ def run_jobs(jobs: Sequence[Job], seconds: float, parallel: int, memory_gib: flo
     return results
 
 
-def _start(job: Job, log: Path) -> tuple[subprocess.Popen, float, Path]:
+def _start(command: list[str], log: Path, cwd: Path | None = None, env: Mapping[str, str] | None = None,
+           show_stdout: bool = False) -> tuple[subprocess.Popen, float]:
     with open(log, "wb") as out:  # the child keeps its own handle
-        proc = subprocess.Popen(job.command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                cwd=job.cwd, start_new_session=True)
-    return proc, time.monotonic(), log
+        proc = subprocess.Popen(command, stdout=None if show_stdout else out,
+                                stderr=out if show_stdout else subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=cwd,
+                                env=None if env is None else dict(env), start_new_session=True)
+    return proc, time.monotonic()
 
 
 def _finished(returncode: int, seconds: float, log: Path) -> dict:
     result = dict(status="ok" if returncode == 0 else f"failed (exit {returncode})", s=round(seconds, 1))
     if returncode != 0:
-        result["log"] = log.read_text(errors="replace")[-3000:]
+        result["log"] = log.read_text(errors="replace")[-OUTPUT_TAIL:]
     return result
 
 
 def _kill(proc: subprocess.Popen) -> None:
-    """Kill the job and whatever it started (Inductor's compile workers): its own process group."""
-    with contextlib.suppress(ProcessLookupError):
+    """Kill the process and whatever it started (its own process group), then reap it."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()

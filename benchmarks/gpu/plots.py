@@ -6,13 +6,15 @@
     gpu-training.png    tokens/s of each GPT-2 training-step variant (MFU and peak memory as labels), and the
                         training loop's ms/step with and without per-step host syncs
 
+The bars are end-to-end figures; the kernel-time figures are in the Markdown tables.
+
 Missing bars are items that were skipped or failed (the Markdown report says why).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from report import ATTENTION_IMPLS, ok, unique
+from report import ATTENTION_IMPLS, ok, unique, variant_label
 
 CHARTS = ("gpu-attention.png", "gpu-rowwise.png", "gpu-training.png")
 COLORS = {"ours-flash": "tab:green", "ours-triton": "tab:green", "sdpa": "tab:blue", "sdpa-flash": "tab:cyan",
@@ -98,7 +100,7 @@ def plot_training(results: dict, path: Path) -> Path | None:
     fig, axes = plt.subplots(1, 2, figsize=(13, 3.8), gridspec_kw=dict(width_ratios=[3, 2]), squeeze=False)
     ax = axes[0, 0]
     if steps:
-        bars = ax.barh([r["variant"] for r in steps], [r["tokens_per_s"] for r in steps],
+        bars = ax.barh([variant_label(r) for r in steps], [r["tokens_per_s"] for r in steps],
                        color=["tab:green" if r["path"] == "fast" else "tab:blue" for r in steps])
         ax.invert_yaxis()
         for bar, r in zip(bars, steps, strict=True):

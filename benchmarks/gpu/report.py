@@ -6,6 +6,7 @@ from collections.abc import Iterable
 ATTENTION_IMPLS = ("ours-flash", "sdpa", "sdpa-flash", "sdpa-cudnn", "sdpa-efficient", "sdpa-math", "reference",
                    "reference+triton-softmax")
 HEADLINE = dict(dtype="bfloat16", D=64, causal=True, T=1024)  # GPT-2's attention at batch 12
+TIMED = ("attention", "layernorm", "softmax", "model", "trainer", "hostsync")
 
 
 def short_status(row: dict) -> str:
@@ -30,7 +31,7 @@ def ok(row: dict | None) -> bool:
 
 def ratio(numerator: dict | None, denominator: dict | None, key: str) -> str:
     """``numerator[key] / denominator[key]`` as ``1.23x``, or blank when either was not measured."""
-    if not ok(numerator) or not ok(denominator):
+    if not ok(numerator) or not ok(denominator) or not numerator.get(key) or not denominator.get(key):
         return ""
     return f"{numerator[key] / denominator[key]:.2f}x"
 
@@ -47,22 +48,24 @@ def summary(results: dict) -> list[str]:
     """The few lines that say how the run went: printed last by the run, and on top of the Markdown."""
     meta = results["meta"]
     run = meta.get("run", {})
+    code = meta.get("code") or {}
     lines = [f"GPU check on {meta.get('name')} (torch {meta.get('torch')}, triton {meta.get('triton')}): "
              f"{run.get('state')} after {fmt(run.get('elapsed_s'))} s of a {fmt(run.get('budget_s'))} s budget"
-             + (" -- DRY RUN, numbers meaningless" if run.get("dry_run") else "")]
-    lines += parity_summary(results.get("parity"))
+             + (" -- DRY RUN, numbers meaningless" if run.get("dry_run") else ""),
+             f"code {code.get('sha256', '?')[:12]} (commit {code.get('git_commit') or 'unknown: no .git'}"
+             + (", with uncommitted changes" if code.get("git_dirty") else "") + ")"]
     lines += attention_summary(results.get("attention", []))
+    lines += parity_summary(results.get("parity"))
     lines += bandwidth_summary("layernorm", results.get("layernorm", []))
+    lines += bandwidth_summary("softmax", results.get("softmax", []))
     lines += model_summary(results.get("model", []))
     lines += trainer_summary(results.get("trainer", []))
     lines += hostsync_summary(results.get("hostsync", []))
-    lines += bandwidth_summary("softmax", results.get("softmax", []))
-    errors = [row for section in ("attention", "layernorm", "model", "hostsync", "softmax")
-              for row in results.get(section, []) if row["status"].startswith("error")]
-    errors += [{"status": s["error"]} for s in results.get("timing", {}).get("sections", {}).values() if s.get("error")]
+    errors = [row for section in TIMED for row in results.get(section, []) if row["status"].startswith("error")]
+    errors += [{"status": f"{name}: {t['error']}"} for name, t in results.get("timing", {}).items()
+               if isinstance(t, dict) and t.get("error")]
     if errors:
-        lines.append(f"errors: {len(errors)} measurement(s) failed, e.g. {errors[0]['status'][:200]} "
-                     "(all in gpu_check.md)")
+        lines.append(f"errors: {len(errors)}, e.g. {errors[0]['status'][:200]} (all in gpu_check.md)")
     return lines
 
 
@@ -83,7 +86,14 @@ def find(rows: list[dict], **where: object) -> dict | None:
     return next((r for r in rows if all(r.get(k) == v for k, v in where.items())), None)
 
 
+def best_sdpa(rows: list[dict], mode: str) -> dict | None:
+    """The fastest SDPA row of ``mode`` (default dispatch or a forced backend) among ``rows``."""
+    measured = [r for r in rows if r["impl"].startswith("sdpa") and r["mode"] == mode and ok(r)]
+    return min(measured, key=lambda r: r["ms"], default=None)
+
+
 def attention_summary(rows: list[dict]) -> list[str]:
+    """The headline shape: ours against SDPA's best backend, end to end and kernel time, forward and fwd+bwd."""
     if not rows:
         return []
     at = [r for r in rows if all(r.get(k) == v for k, v in HEADLINE.items())] or rows
@@ -92,12 +102,13 @@ def attention_summary(rows: list[dict]) -> list[str]:
         " causal" if first["causal"] else "")
     parts = []
     for mode in ("fwd", "fwd+bwd"):
-        ours, sdpa = find(at, impl="ours-flash", mode=mode), find(at, impl="sdpa", mode=mode)
-        cells = [f"{name} {fmt(r['tflops'])}" if ok(r) else f"{name} {short_status(r) if r else '-'}"
-                 for name, r in (("ours", ours), ("sdpa", sdpa))]
-        parts.append(f"{mode}: " + ", ".join(cells) + (f" (ours/sdpa {ratio(sdpa, ours, 'ms')})"
-                                                       if ratio(sdpa, ours, "ms") else ""))
-    return [f"attention {shape}, TFLOP/s: " + "; ".join(parts)]
+        ours, best = find(at, impl="ours-flash", mode=mode), best_sdpa(at, mode)
+        cells = [f"{name} {fmt(r['tflops'])} ({fmt(r.get('kernel_tflops'))} kernel)" if ok(r)
+                 else f"{name} {short_status(r) if r else '-'}"
+                 for name, r in (("ours", ours), (best["impl"] if best else "sdpa", best))]
+        speed = ratio(best, ours, "ms")
+        parts.append(f"{mode}: " + ", ".join(cells) + (f"; ours {speed} as fast" if speed else ""))
+    return [f"attention {shape}, TFLOP/s (causal counts half the T x T): " + "; ".join(parts)]
 
 
 def bandwidth_summary(section: str, rows: list[dict]) -> list[str]:
@@ -108,10 +119,10 @@ def bandwidth_summary(section: str, rows: list[dict]) -> list[str]:
     parts = []
     for mode in ("fwd", "bwd"):
         ours, torch_row = find(at, impl="ours-triton", mode=mode), find(at, impl="torch", mode=mode)
-        cells = [f"{name} {fmt(r['gbps'], 4)}" if ok(r) else f"{name} {short_status(r) if r else '-'}"
-                 for name, r in (("ours", ours), ("torch", torch_row))]
+        cells = [f"{name} {fmt(r['gbps'], 4)} ({fmt(r.get('kernel_gbps'), 4)} kernel)" if ok(r)
+                 else f"{name} {short_status(r) if r else '-'}" for name, r in (("ours", ours), ("torch", torch_row))]
         speed = ratio(torch_row, ours, "ms")
-        parts.append(f"{mode}: " + ", ".join(cells) + (f" (ours/torch {speed})" if speed else ""))
+        parts.append(f"{mode}: " + ", ".join(cells) + (f"; ours {speed} as fast" if speed else ""))
     return [f"{section} {at[0]['M']} x {N} {at[0]['dtype']}, GB/s: " + "; ".join(parts)]
 
 
@@ -122,12 +133,18 @@ def model_summary(rows: list[dict]) -> list[str]:
     for r in rows:
         if ok(r):
             mfu = f", MFU {100 * r['mfu']:.1f}%" if r.get("mfu") is not None else ""
-            cells.append(f"{r['variant']} {fmt(r['tokens_per_s'], 4)}{mfu}")
+            cells.append(f"{variant_label(r)} {fmt(r['tokens_per_s'], 4)}{mfu}")
         else:
-            cells.append(f"{r['variant']} {short_status(r)}")
+            cells.append(f"{variant_label(r)} {short_status(r)}")
     first = next((r for r in rows if ok(r)), None)
     shape = f" {first['batch']} x {first['seq_len']}" if first else ""
-    return [f"train step GPT-2{shape}, tokens/s: " + "; ".join(cells)]
+    return [f"train step GPT-2{shape}, tokens/s (MFU counts the full T x T): " + "; ".join(cells)]
+
+
+def variant_label(row: dict) -> str:
+    """``fast-compiled``, with the optimizer when it is not AdamW: ``fast-compiled muon``."""
+    optimizer = row.get("optimizer", "adamw")
+    return row["variant"] + ("" if optimizer == "adamw" else f" {optimizer}")
 
 
 def trainer_summary(rows: list[dict]) -> list[str]:
@@ -152,7 +169,7 @@ def hostsync_summary(rows: list[dict]) -> list[str]:
     r = rows[0]
     if not ok(r):
         return [f"host syncs: {r['status']}"]
-    return [f"host syncs ({r['source']}, {r['micro_steps']} micro-steps per step): synced "
+    return [f"host syncs ({r['micro_steps']} micro-steps per step): synced "
             f"{r['synced']['ms_per_step']:.1f} ms/step, sync-free {r['sync-free']['ms_per_step']:.1f} ms/step: "
             f"sync-free is {r['speedup']:.3f}x as fast"]
 
@@ -164,6 +181,7 @@ def header(meta: dict) -> list[str]:
     peaks = [f"bf16 dense {fmt(meta.get('peak_bf16_tflops'), 4)} TFLOP/s" if meta.get("peak_bf16_tflops") else None,
              f"memory {fmt(meta.get('peak_gbps'), 4)} GB/s" if meta.get("peak_gbps") else None]
     run = meta.get("run", {})
+    code = meta.get("code") or {}
     device = meta.get("name")
     if meta.get("memory_gib") is not None:
         device += (f", {fmt(meta['memory_gib'])} GiB, {meta.get('sm_count')} SMs, compute capability "
@@ -171,14 +189,20 @@ def header(meta: dict) -> list[str]:
     timer = ("the median of two calls after one warm-up (time.perf_counter)" if run.get("dry_run") else
              f"medians of triton.testing.do_bench (warm-up {fmt(run.get('warmup_ms'))} ms, "
              f"{fmt(run.get('rep_ms'))} ms of repetitions, L2 flushed between runs)")
+    commit = code.get("git_commit") or "unknown (no .git)"
     lines = [f"# GPU check: {meta.get('name')}", "",
              f"- Device: {device}",
              f"- Software: torch {meta.get('torch')}, triton {meta.get('triton')}, CUDA {meta.get('cuda')}, "
              f"Python {meta.get('python')}",
-             f"- Date: {meta.get('date')}; commit {meta.get('git_commit') or 'unknown'}",
+             f"- Date: {meta.get('date')}",
+             f"- Code: SHA-256 {code.get('sha256')} of {code.get('files')} files (`check.py --code-hash` prints it "
+             f"for a checkout); commit {commit}" + (", with uncommitted changes" if code.get("git_dirty") else ""),
              f"- Datasheet peaks used for percentages: {', '.join(p for p in peaks if p) or 'unknown'}",
              f"- Run: {run.get('state', '?')} after {fmt(run.get('elapsed_s'))} s of a {fmt(run.get('budget_s'))} s "
-             f"budget; kernel timings: {timer}"]
+             f"budget; kernel timings: {timer}, and the GPU's kernel time from torch.profiler beside them; our "
+             f"flash-attention kernels tried the first {run.get('autotune_keep')} of their candidate tiles"]
+    if run.get("unset_env"):
+        lines.append(f"- Unset for the run: {', '.join(run['unset_env'])}")
     if run.get("dry_run"):
         lines.append("- **Dry run** on CPU under the Triton interpreter, tiny shapes: the numbers are meaningless.")
     return lines
@@ -186,18 +210,22 @@ def header(meta: dict) -> list[str]:
 
 def parity_table(rows: list[dict]) -> list[str]:
     lines = ["", "## GPU tests (every test marked gpu, tests/test_gpu_parity.py first)", "",
-             "| test | outcome | seconds |", "|---|---|---:|"]
+             "One process per test, side by side; `GiB`: the GPU memory it declares.", "",
+             "| test | outcome | seconds | GiB |", "|---|---|---:|---:|"]
     for r in rows:
         lines.append(f"| `{r['test'].removeprefix('tests/')}` | {r['status'][:300].replace('|', '/')} | "
-                     f"{fmt(r.get('s', r.get('job_s')))} |")
+                     f"{fmt(r.get('s', r.get('job_s')))} | {fmt(r.get('gib'))} |")
     return lines
 
 
 def attention_tables(rows: list[dict]) -> list[str]:
     """One table per (mode, dtype, D, causal): T down, implementations across, TFLOP/s with the time."""
     lines = ["", "## Attention", "",
-             "Cells: TFLOP/s (milliseconds); FLOPs = 4·B·H·T²·D forward, halved when causal, ×3.5 forward+backward. "
-             "`sdpa` is PyTorch's default dispatch. `ours ÷ sdpa`: how many times faster ours is (above 1: faster)."]
+             "Cells: TFLOP/s end to end / from the kernel time, then the end-to-end milliseconds. FLOPs = 4·B·H·T²·D "
+             "forward, halved when causal (the FlashAttention papers' count), ×3.5 forward+backward. End to end "
+             "includes the host's launch path where the GPU waits for it (ours: custom op, autotuner, JIT launcher); "
+             "the kernel time does not. `sdpa` is PyTorch's default dispatch. `ours ÷ sdpa`: how many times faster "
+             "ours is, end to end / kernel time (above 1: faster)."]
     impls = [impl for impl in ATTENTION_IMPLS if any(r["impl"] == impl for r in rows)]
     combos = unique((r["mode"], r["dtype"], r["D"], r["causal"]) for r in rows)
     for mode, dtype, D, causal in combos:
@@ -207,19 +235,25 @@ def attention_tables(rows: list[dict]) -> list[str]:
                   "|---:|---:|" + "---:|" * (len(impls) + 1)]
         for T in unique(r["T"] for r in group):
             at_t = {r["impl"]: r for r in group if r["T"] == T}
-            cells = [(f"{fmt(r['tflops'])} ({fmt(r['ms'])})" if ok(r) else short_status(r)) if r else ""
-                     for r in (at_t.get(impl) for impl in impls)]
+            cells = [(f"{fmt(r['tflops'])} / {fmt(r.get('kernel_tflops'))} ({fmt(r['ms'])})" if ok(r)
+                      else short_status(r)) if r else "" for r in (at_t.get(impl) for impl in impls)]
+            sdpa, ours = at_t.get("sdpa"), at_t.get("ours-flash")
+            speed = " / ".join(filter(None, (ratio(sdpa, ours, "ms"), ratio(sdpa, ours, "kernel_ms"))))
             some = next(iter(at_t.values()))
-            lines.append(f"| {T} | {some['B']} × {some['H']} | " + " | ".join(cells) +
-                         f" | {ratio(at_t.get('sdpa'), at_t.get('ours-flash'), 'ms')} |")
+            lines.append(f"| {T} | {some['B']} × {some['H']} | " + " | ".join(cells) + f" | {speed} |")
+    tiles = next((r["tiles"] for r in rows if r.get("tiles")), None)
+    if tiles:
+        lines.append("\nOur kernels' tiles at the first shape: "
+                     + "; ".join(f"`{name}` {config}" for name, config in tiles.items()))
     return lines
 
 
 def bandwidth_table(title: str, rows: list[dict], size_label: str) -> list[str]:
     """Copy, torch and ours per size: GB/s and % of peak, forward and backward, and ours vs torch."""
     lines = ["", f"## {title}", "",
-             "Cells: GB/s (% of peak bandwidth). Bytes counted: forward 2·M·N, backward 3·M·N elements (one read of "
-             "each input, one write of each output). `ours ÷ torch`: how many times faster ours is.", "",
+             "Cells: GB/s end to end / from the kernel time (kernel GB/s as % of the peak bandwidth). Bytes counted: "
+             "forward 2·M·N, backward 3·M·N elements (one read of each input, one write of each output). "
+             "`ours ÷ torch`: how many times faster ours is, end to end / kernel time.", "",
              f"| {size_label} | M | copy | torch fwd | ours fwd | ours ÷ torch fwd | torch bwd | ours bwd "
              "| ours ÷ torch bwd |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for N in unique(r["N"] for r in rows):
@@ -227,42 +261,50 @@ def bandwidth_table(title: str, rows: list[dict], size_label: str) -> list[str]:
         cells = [bandwidth_cell(at_n.get(("copy", "fwd")))]
         for mode in ("fwd", "bwd"):
             torch_row, ours_row = at_n.get(("torch", mode)), at_n.get(("ours-triton", mode))
-            cells += [bandwidth_cell(torch_row), bandwidth_cell(ours_row), ratio(torch_row, ours_row, "ms")]
+            speed = " / ".join(filter(None, (ratio(torch_row, ours_row, "ms"),
+                                             ratio(torch_row, ours_row, "kernel_ms"))))
+            cells += [bandwidth_cell(torch_row), bandwidth_cell(ours_row), speed]
         M = next(iter(at_n.values()))["M"]
         lines.append(f"| {N} | {M} | " + " | ".join(cells) + " |")
     return lines
 
 
 def bandwidth_cell(row: dict | None) -> str:
-    """``GB/s (% of peak)``, a short status, or blank when not measured."""
+    """``GB/s / kernel GB/s (kernel % of peak)``, a short status, or blank when not measured."""
     if row is None:
         return ""
     if not ok(row):
         return short_status(row)
-    return f"{fmt(row['gbps'], 4)} ({fmt(row['pct_peak'], 2)}%)" if row.get("pct_peak") else fmt(row["gbps"], 4)
+    peak = f" ({fmt(row['kernel_pct_peak'], 2)}%)" if row.get("kernel_pct_peak") else ""
+    return f"{fmt(row['gbps'], 4)} / {fmt(row.get('kernel_gbps'), 4)}{peak}"
 
 
 def model_table(rows: list[dict]) -> list[str]:
     lines = ["", "## GPT-2 (124M) training step", "",
-             "The gpt2-owt preset's model and micro-batch, bf16 autocast, fused AdamW, random tokens. MFU: "
-             "(6·N + 12·L·T·C) FLOPs per token × tokens/s ÷ the bf16 dense peak. `first steps`: the warm-up steps, "
-             "including compilation and autotuning.", "",
-             "| variant | attention | layernorm | batch × T | ms / step | tokens/s | MFU | peak memory | first steps "
-             "| loss |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "The gpt2-owt preset's model and micro-batch, bf16 autocast, the optimizer as the trainer builds it, "
+             "random tokens. MFU: (6·N + 12·L·T·C) FLOPs per token × tokens/s ÷ the bf16 dense peak; its 12·L·T·C "
+             "counts the full T × T attention although the model is causal (PaLM's and nanoGPT's convention, as the "
+             "training log; the attention section counts half). `first steps`: the warm-up steps, including "
+             "compilation and autotuning.", "",
+             "| variant | optimizer | attention | layernorm | batch × T | ms / step | tokens/s | MFU | peak memory "
+             "| first steps | loss |", "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
+        start = f"| {r['variant']} | {r.get('optimizer', 'adamw')} | {r['attention']} | {r['layernorm']} |"
         if not ok(r):
-            lines.append(f"| {r['variant']} | {r['attention']} | {r['layernorm']} | | {short_status(r)} | | | | | |")
+            lines.append(f"{start} | {short_status(r)} | | | | | |")
             continue
         mfu = f"{100 * r['mfu']:.1f}%" if r.get("mfu") is not None else "n/a"
         memory = f"{r['peak_memory_gib']:.1f} GiB" if r.get("peak_memory_gib") is not None else "n/a"
-        lines.append(f"| {r['variant']} | {r['attention']} | {r['layernorm']} | {r['batch']} × {r['seq_len']} | "
-                     f"{fmt(r.get('ms_per_step'))} | {fmt(r.get('tokens_per_s'), 4)} | {mfu} | {memory} | "
-                     f"{r['first_steps_s']:.1f} s | {r['loss']:.3f} |")
-    by_name = {r["variant"]: r for r in rows}
-    for kind in ("eager", "compiled"):
-        speedup = ratio(by_name.get(f"fast-{kind}"), by_name.get(f"torch-{kind}"), "tokens_per_s")
-        if speedup:
-            lines.append(f"\nFast path ÷ torch path, {kind}: {speedup} the tokens/s.")
+        lines.append(f"{start} {r['batch']} × {r['seq_len']} | {fmt(r.get('ms_per_step'))} | "
+                     f"{fmt(r.get('tokens_per_s'), 4)} | {mfu} | {memory} | {r['first_steps_s']:.1f} s | "
+                     f"{r['loss']:.3f} |")
+    by_name = {(r["variant"], r.get("optimizer", "adamw")): r for r in rows}
+    for optimizer in unique(r.get("optimizer", "adamw") for r in rows):
+        for kind in ("eager", "compiled"):
+            speedup = ratio(by_name.get((f"fast-{kind}", optimizer)), by_name.get((f"torch-{kind}", optimizer)),
+                            "tokens_per_s")
+            if speedup:
+                lines.append(f"\nFast path ÷ torch path, {kind}, {optimizer}: {speedup} the tokens/s.")
     return lines
 
 
@@ -270,7 +312,7 @@ def trainer_section(rows: list[dict]) -> list[str]:
     r = rows[0]
     lines = ["", "## The trainer: gpt2-owt, first steps", "", f"Status: {r['status']}."]
     if r.get("command"):
-        lines += ["", f"`{r['command']}` ({fmt(r.get('seconds'))} s, limit {fmt(r.get('timeout_s'))} s)"]
+        lines += ["", f"`{r['command']}` ({fmt(r.get('seconds'))} s, limit {fmt(r.get('limit_s'))} s)"]
     if r.get("startup"):
         lines += ["", f"> {r['startup']}"]
     if r.get("train_log"):
@@ -282,7 +324,7 @@ def trainer_section(rows: list[dict]) -> list[str]:
                                                                  ("ms_per_step", 4), ("tokens_per_s", 4))]
             lines.append(f"| {e.get('step')} | " + " | ".join(cells) + f" | {mfu} | {fmt(e.get('mem_mb'), 5)} |")
         lines.append("\nms/step averages the steps since the previous log line; the first window includes "
-                     "compiling.")
+                     "compiling. MFU as the training log counts it: the full T × T attention.")
     for e in r.get("eval_log") or []:
         lines.append(f"- evaluation at step {e.get('step')}: train loss {fmt(e.get('train_loss'), 5)}, "
                      f"val loss {fmt(e.get('val_loss'), 5)}")
@@ -297,10 +339,14 @@ def hostsync_section(rows: list[dict]) -> list[str]:
     r = rows[0]
     lines = ["", "## Host syncs in the training loop", ""]
     if not ok(r):
-        return lines + [f"Status: {r['status']}."]
+        lines.append(f"Status: {r['status']}.")
+        if r.get("output_tail"):
+            lines += ["", "End of the synced run's output:", "", "```", r["output_tail"].strip()[-2000:], "```"]
+        return lines
     lines += [f"{r['source']}: {r['steps']} steps of {r['micro_steps']} micro-steps, "
-              f"{'compiled' if r['compiled'] else 'eager'}, logged every {r['log_interval']} steps; ms/step: the "
-              "median of the log windows after the first two.", "", f"`{r['command']}`", "",
+              f"{'compiled' if r['compiled'] else 'eager'}, logged every {r['log_interval']} steps; the sync-free "
+              "run is the trainer section's; ms/step: the median of the log windows after the first two.", "",
+              f"`{r['command']}`", "",
               "| loop | ms / step | tokens/s | log windows (ms / step) | run (s) |", "|---|---:|---:|---|---:|"]
     for variant in ("synced", "sync-free"):
         v = r[variant]
@@ -313,7 +359,7 @@ def hostsync_section(rows: list[dict]) -> list[str]:
 def problems(results: dict) -> list[str]:
     """Every distinct refusal and error of the timed sections, with where it happened."""
     seen: dict[str, list[str]] = {}
-    for section in ("attention", "layernorm", "model", "hostsync", "softmax"):
+    for section in ("attention", "layernorm", "softmax", "model"):
         for r in results.get(section, []):
             if r["status"].startswith(("error", "skipped: refused")):
                 where = r.get("impl") or r.get("variant") or ""
@@ -329,38 +375,33 @@ def problems(results: dict) -> list[str]:
 
 
 def timing(results: dict) -> list[str]:
-    first = results.get("timing", {}).get("first_phase") or {}
-    sections = results.get("timing", {}).get("sections", {})
-    lines = ["", "## Where the time went", ""]
-    if first:
-        states: dict[str, int] = {}
-        for job in first.get("jobs", {}).values():
-            states[job["status"]] = states.get(job["status"], 0) + 1
-        jobs = ", ".join(f"{n} {state}" for state, n in states.items()) or "none"
-        lines.append(f"- first phase (GPU tests and compile-ahead jobs): {fmt(first.get('wall_s'))} s wall; "
-                     f"compile-ahead jobs: {jobs}")
-    lines += [f"- {name}: {fmt(s.get('wall_s'))} s (allotted {fmt(s.get('allotted_s'))} s)"
-              + (f"; stopped by {s['error']}" if s.get("error") else "") for name, s in sections.items()]
+    """Each section's share and wall time, and how it ended when not by itself."""
+    lines = ["", "## Where the time went", "", "| section | allotted (s) | wall (s) | note |", "|---|---:|---:|---|"]
+    for name, t in results.get("timing", {}).items():
+        note = t.get("error", "")
+        if name == "parity" and "parallel" in t:
+            note = (f"{t['parallel']} tests at a time within {fmt(t['memory_gib'])} GiB; {fmt(t['declared_gib'])} "
+                    "GiB declared in all" + (f"; {note}" if note else ""))
+        lines.append(f"| {name} | {fmt(t.get('allotted_s'))} | {fmt(t.get('wall_s'))} | {note[:300]} |")
     return lines
+
+
+SECTION_TABLES = {"parity": parity_table, "attention": attention_tables,
+                  "layernorm": lambda rows: bandwidth_table("LayerNorm", rows, "hidden N"),
+                  "softmax": lambda rows: bandwidth_table("Softmax", rows, "row length N"),
+                  "model": model_table, "trainer": trainer_section, "hostsync": hostsync_section}
+
+
+def section_tables(name: str, rows: list[dict]) -> list[str]:
+    """The Markdown of one section's rows (none when it has none)."""
+    return SECTION_TABLES[name](rows) if rows else []
 
 
 def markdown(results: dict, images: Iterable[str] = ()) -> str:
     """The whole report; ``images``: file names of charts in the same folder, linked at the end."""
     lines = header(results["meta"]) + ["", "## Summary", "", "```", *summary(results), "```"]
-    if results.get("parity"):
-        lines += parity_table(results["parity"])
-    if results.get("attention"):
-        lines += attention_tables(results["attention"])
-    if results.get("layernorm"):
-        lines += bandwidth_table("LayerNorm", results["layernorm"], "hidden N")
-    if results.get("model"):
-        lines += model_table(results["model"])
-    if results.get("trainer"):
-        lines += trainer_section(results["trainer"])
-    if results.get("hostsync"):
-        lines += hostsync_section(results["hostsync"])
-    if results.get("softmax"):
-        lines += bandwidth_table("Softmax", results["softmax"], "row length N")
+    for name in SECTION_TABLES:
+        lines += section_tables(name, results.get(name) or [])
     lines += problems(results) + timing(results)
     images = list(images)
     if images:
