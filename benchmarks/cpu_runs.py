@@ -2,16 +2,17 @@
 
 A run is a training command started as a child process (``python -m scratchformers train ...`` or nanoGPT's
 ``train.py``). Every line it prints is stamped, as it arrives, with the seconds since the process was started, and
-kept in a log file as ``<seconds><TAB><line>``. Both trainers print an evaluation line and a line per logged step:
+kept in a log file as ``<seconds><TAB><line>``. Where the numbers come from:
 
-    ours     step 500: train loss 1.9021, val loss 1.9874 (perplexity 7.30)      step 500: loss 1.93, lr ...
-    nanoGPT  step 500: train loss 1.9021, val loss 1.9874                        iter 500: loss 1.93, time ...
+- ours: its ``log.jsonl`` (the training log, read by ``scratchformers.train.plots.read_log``), whose training and
+  evaluation records carry their wall-clock ``time``; a point's time is that minus the moment the process started;
+- nanoGPT: its printed lines, ``step 500: train loss 1.9021, val loss 1.9874`` and ``iter 500: loss 1.93, time ...``,
+  read by :func:`eval_points` and :func:`train_points` (with the stamps above as their times).
 
-:func:`eval_points` and :func:`train_points` read them back. Only the public command lines and printed lines are
-used, so the benchmarks keep working while the trainers' internals change. Wall time is counted from the start of
-the process, so it includes Python's start-up, imports, model building and every evaluation, as a user waits for
-them. The children run with unbuffered output (``PYTHONUNBUFFERED=1``): a line is stamped when it is printed, not
-when a 4 KB pipe buffer happens to fill.
+Only public command lines, printed lines and log files are used, so the benchmarks keep working while the trainers'
+internals change. Wall time is counted from the start of the process, so it includes Python's start-up, imports,
+model building and every evaluation, as a user waits for them. The children run with unbuffered output
+(``PYTHONUNBUFFERED=1``): a line is stamped when it is printed, not when a 4 KB pipe buffer happens to fill.
 """
 from __future__ import annotations
 
@@ -32,8 +33,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # this checkout's scratchformers, also when it is not installed
     sys.path.insert(0, str(REPO))
-EVAL_LINE = re.compile(r"\bstep (\d+): .*?\bval loss\s+(\d+(?:\.\d+)?)")
-TRAIN_LINE = re.compile(r"\b(?:iter|step) (\d+): loss\s+(\d+(?:\.\d+)?)")
+EVAL_LINE = re.compile(r"\bstep (\d+): .*?\bval loss\s+(\d+(?:\.\d+)?)")  # nanoGPT's evaluation line
+TRAIN_LINE = re.compile(r"\biter (\d+): loss\s+(\d+(?:\.\d+)?)")  # nanoGPT's logged step
 STOP_GRACE_S = 60.0  # after SIGINT, how long a run may take to save and exit before it is killed
 ECHO_EVERY_S = 15.0  # training lines reach the console at most this often (evaluations always do)
 _LIVE: set[subprocess.Popen] = set()  # runs in progress, killed if this script is terminated
@@ -60,14 +61,26 @@ class Run:
     wall_s: float
     load_before: list[float] = field(default_factory=list)  # 1, 5 and 15 minute load averages
     load_after: list[float] = field(default_factory=list)
+    started_at: float = 0.0  # Unix time when the process was started
+    log_jsonl: Path | None = None  # ours: the run's training log, where its numbers are read
 
     @property
     def evals(self) -> list[Point]:
+        """The validation losses, with their times (seconds since the start) and steps."""
+        if self.log_jsonl is not None:
+            return log_points(self.log_jsonl, self.started_at, "eval", "val_loss")
         return eval_points(self.lines)
+
+    @property
+    def train(self) -> list[Point]:
+        """The training losses of the logged steps."""
+        if self.log_jsonl is not None:
+            return log_points(self.log_jsonl, self.started_at, "train", "loss")
+        return train_points(self.lines)
 
     def summary(self, max_train_points: int = 400) -> dict[str, Any]:
         """Plain values for a JSON report: the command, how it ended, every evaluation, a thinned training curve."""
-        train = train_points(self.lines)
+        train = self.train
         stride = max(1, len(train) // max_train_points)
         return {
             "name": self.name,
@@ -82,8 +95,16 @@ class Run:
         }
 
 
+def log_points(log_jsonl: Path, started_at: float, kind: str, key: str) -> list[Point]:
+    """``key`` of every ``kind`` record of our training log, timed from ``started_at`` (Unix time)."""
+    from scratchformers.train.plots import read_log
+
+    records = read_log(log_jsonl) if log_jsonl.is_file() else []
+    return [Point(r["time"] - started_at, r["step"], r[key]) for r in records if r.get("kind") == kind]
+
+
 def eval_points(lines: Sequence[tuple[float, str]]) -> list[Point]:
-    """The validation losses a run printed, with their times and steps."""
+    """The validation losses nanoGPT printed, with their times and steps."""
     points = []
     for t, text in lines:
         match = EVAL_LINE.search(text)
@@ -93,7 +114,7 @@ def eval_points(lines: Sequence[tuple[float, str]]) -> list[Point]:
 
 
 def train_points(lines: Sequence[tuple[float, str]]) -> list[Point]:
-    """The training losses a run printed for its logged steps (not its evaluation lines)."""
+    """The training losses nanoGPT printed for its logged steps (not its evaluation lines)."""
     points = []
     for t, text in lines:
         match = TRAIN_LINE.search(text)
@@ -160,14 +181,16 @@ def run_stamped(
     budget_s: float | None = None,
     enough: Callable[[list[tuple[float, str]]], bool] | None = None,
     echo: bool = True,
+    log_jsonl: Path | None = None,
 ) -> Run:
     """Run ``command`` to its end, or until ``budget_s`` seconds have passed, or until ``enough(lines)`` is true;
-    a stopped run gets SIGINT (ours saves a checkpoint and exits), then SIGKILL after :data:`STOP_GRACE_S`."""
+    a stopped run gets SIGINT (ours saves a checkpoint and exits), then SIGKILL after :data:`STOP_GRACE_S`.
+    ``log_jsonl``: for our trainer, its training log (``<out-dir>/log.jsonl``), where the run's numbers are read."""
     lines: list[tuple[float, str]] = []
     stopping = threading.Event()  # once set, lines are still logged but no longer echoed (a stopped run's traceback)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     load_before = load_average()
-    start = time.perf_counter()
+    started_at, start = time.time(), time.perf_counter()
     proc = subprocess.Popen(list(command), cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, bufsize=1, errors="replace")
     _LIVE.add(proc)
@@ -180,10 +203,10 @@ def run_stamped(
                 text = raw.rstrip("\n").split("\r")[-1]  # a progress bar's carriage returns: keep the last state
                 lines.append((t, text))
                 log.write(f"{t:.3f}\t{text}\n")
-                is_train = TRAIN_LINE.search(text) and not EVAL_LINE.search(text)
-                if echo and not stopping.is_set() and (not is_train or t - last_echo >= ECHO_EVERY_S):
+                routine = not EVAL_LINE.search(text)  # evaluations always reach the console, the rest now and then
+                if echo and not stopping.is_set() and (not routine or t - last_echo >= ECHO_EVERY_S):
                     print(f"[{name} {t:7.1f} s] {text}", flush=True)
-                    last_echo = t if is_train else last_echo
+                    last_echo = t if routine else last_echo
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
@@ -209,7 +232,8 @@ def run_stamped(
         _LIVE.discard(proc)
     wall = time.perf_counter() - start
     reader.join(timeout=10)
-    return Run(name, list(command), lines, proc.returncode, stop, wall, load_before, load_average())
+    return Run(name, list(command), lines, proc.returncode, stop, wall, load_before, load_average(), started_at,
+               log_jsonl)
 
 
 def kill_runs_on_sigterm() -> None:

@@ -214,13 +214,13 @@ def prepare(args: argparse.Namespace, env: dict[str, str]) -> Path:
     return data_dir
 
 
-def timing_of(lines: list[tuple[float, str]], warm: int, steps: int, eval_batches: int) -> dict[str, float]:
+def timing_of(run: cpu_runs.Run, warm: int, steps: int, eval_batches: int) -> dict[str, float]:
     """Seconds per step (the median step from ``warm`` to ``steps``), per evaluation batch (the last evaluation,
     both splits), and the fixed overhead (everything before step ``warm`` that is not ``warm`` steady steps or an
     evaluation). The median, not the mean: on a shared virtual machine a step now and then stalls for a second or
     two while the host runs something else, and one stall in 40 steps would move the mean by 30 %."""
-    train = {p.step: p.t for p in cpu_runs.train_points(lines)}
-    evals = {p.step: p.t for p in cpu_runs.eval_points(lines)}
+    train = {p.step: p.t for p in run.train}
+    evals = {p.step: p.t for p in run.evals}
     if any(step not in train for step in range(warm, steps + 1)) or steps not in evals:
         raise ValueError(f"the timing run did not print every step from {warm} to {steps} and an evaluation at "
                          f"{steps}")
@@ -241,9 +241,10 @@ def cmd_time(args: argparse.Namespace, env: dict[str, str]) -> None:
                                 args.threads, log_interval=1, samples=0)
         with tempfile.TemporaryDirectory() as cache:  # a cold torch.compile cache, as on a user's first run
             run = cpu_runs.run_stamped(key, command, cwd=args.out, env={**env, "TORCHINDUCTOR_CACHE_DIR": cache},
-                                       log_path=args.out / "logs" / f"time-{key}.log")
+                                       log_path=args.out / "logs" / f"time-{key}.log",
+                                       log_jsonl=out_dir / "log.jsonl")
         try:
-            measured = timing_of(run.lines, warm, args.steps, eval_batches)
+            measured = timing_of(run, warm, args.steps, eval_batches)
         except ValueError as err:
             print(f"{key}: {err} (exit status {run.returncode}); see {args.out / 'logs'}/time-{key}.log")
             continue
@@ -293,7 +294,7 @@ def cmd_loss(args: argparse.Namespace, env: dict[str, str]) -> None:
         command = train_command(args, data_dir, out_dir, knobs, steps, interval, args.eval_batches, args.threads,
                                 log_interval=interval, samples=1)
         run = cpu_runs.run_stamped(key, command, cwd=args.out, env=env,
-                                   log_path=args.out / "logs" / f"loss-{steps}-{key}.log")
+                                   log_path=args.out / "logs" / f"loss-{steps}-{key}.log", log_jsonl=out_dir / "log.jsonl")
         evals = run.evals
         sample = out_dir / "samples.txt"
         return f"{key}@{steps}", {

@@ -153,7 +153,7 @@ def run_ours(args: argparse.Namespace, data_dir: Path, env: dict[str, str]) -> c
         *args.ours,
     )
     return cpu_runs.run_stamped(OURS, command, cwd=args.work_dir, env=env, log_path=args.work_dir / "logs" / "ours.log",
-                                budget_s=args.budget_s)
+                                budget_s=args.budget_s, log_jsonl=out_dir / "log.jsonl")
 
 
 def run_nanogpt(args: argparse.Namespace, recipe: str, data_dir: Path, env: dict[str, str],

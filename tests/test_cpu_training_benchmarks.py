@@ -26,12 +26,12 @@ import cpu_sweep  # noqa: E402
 import cpu_vs_nanogpt  # noqa: E402
 from cpu_runs import Point  # noqa: E402
 
-OURS_LINES = [
-    (3.0, "training from step 0: 0.82 M parameters, 2,048 tokens per step"),
-    (5.0, "step 0: train loss 4.3554, val loss 4.3574 (perplexity 78.06)"),
-    (5.4, "step 1: loss 4.3601, lr 2.00e-05, grad norm 4.569, 295 ms/step, 6,936 tokens/s, 566 MiB"),
-    (9.0, "step 10: loss 3.8580, lr 2.00e-04, grad norm 1.860, 235 ms/step, 8,725 tokens/s, 602 MiB"),
-    (10.0, "step 10: train loss 3.8329, val loss 3.8182 (perplexity 45.52)"),
+START = 1_800_000_000.0  # a Unix time: when our stand-in run's process started
+OURS_RECORDS = [  # our training log: its numbers, and when each was written
+    {"kind": "eval", "step": 0, "train_loss": 4.3554, "val_loss": 4.3574, "time": START + 5.0},
+    {"kind": "train", "step": 1, "loss": 4.3601, "lr": 2e-05, "time": START + 5.4},
+    {"kind": "train", "step": 10, "loss": 3.858, "lr": 2e-04, "time": START + 9.0},
+    {"kind": "eval", "step": 10, "train_loss": 3.8329, "val_loss": 3.8182, "time": START + 10.0},
 ]
 NANOGPT_LINES = [
     (1.0, "Overriding: max_iters = 2000"),
@@ -43,9 +43,19 @@ NANOGPT_LINES = [
 ]
 
 
-def test_both_trainers_lines_are_read() -> None:
-    assert cpu_runs.eval_points(OURS_LINES) == [Point(5.0, 0, 4.3574), Point(10.0, 10, 3.8182)]
-    assert [(p.step, p.value) for p in cpu_runs.train_points(OURS_LINES)] == [(1, 4.3601), (10, 3.858)]
+def our_run(tmp_path: Path, records: list[dict]) -> cpu_runs.Run:
+    """A finished run of ours whose training log holds ``records`` (its printed lines are not read)."""
+    log = tmp_path / "log.jsonl"
+    log.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return cpu_runs.Run("ours", [], [], 0, "finished", 12.0, started_at=START, log_jsonl=log)
+
+
+def test_both_trainers_numbers_are_read(tmp_path: Path) -> None:
+    """Ours from its log.jsonl, timed from the process start; nanoGPT's from its printed lines."""
+    ours = our_run(tmp_path, OURS_RECORDS)
+    assert ours.evals == [Point(5.0, 0, 4.3574), Point(10.0, 10, 3.8182)]
+    assert [(p.t, p.step, p.value) for p in ours.train] == [(pytest.approx(5.4), 1, 4.3601),
+                                                            (pytest.approx(9.0), 10, 3.858)]
     assert cpu_runs.eval_points(NANOGPT_LINES) == [Point(2.0, 0, 4.3523), Point(4.0, 10, 3.856)]
     assert [(p.step, p.value) for p in cpu_runs.train_points(NANOGPT_LINES)] == [(0, 4.3488), (9, 3.8812)]
 
@@ -79,13 +89,14 @@ def test_sweep_knobs_become_flags_the_cli_has() -> None:
         cpu_sweep.check_flags(cpu_runs.child_env(1), {"not_a_knob": 1})
 
 
-def test_sweep_timing_separates_steps_evaluations_and_overhead() -> None:
+def test_sweep_timing_separates_steps_evaluations_and_overhead(tmp_path: Path) -> None:
     # 2 s of start-up, a 1 s evaluation at step 0 and at step 30, 0.1 s per step; step 20 stalls for 2 s (the
     # host of a shared virtual machine was busy): the median step ignores it
-    lines = [(3.0, "step 0: train loss 4, val loss 4")]
-    lines += [(3.0 + 0.1 * s + 2.0 * (s >= 20), f"step {s}: loss 3.0, lr 1e-3") for s in range(1, 31)]
-    lines += [(9.0, "step 30: train loss 3, val loss 3")]
-    timing = cpu_sweep.timing_of(lines, warm=10, steps=30, eval_batches=10)
+    records = [{"kind": "eval", "step": 0, "val_loss": 4.0, "time": START + 3.0}]
+    records += [{"kind": "train", "step": s, "loss": 3.0, "time": START + 3.0 + 0.1 * s + 2.0 * (s >= 20)}
+                for s in range(1, 31)]
+    records += [{"kind": "eval", "step": 30, "val_loss": 3.0, "time": START + 9.0}]
+    timing = cpu_sweep.timing_of(our_run(tmp_path, records), warm=10, steps=30, eval_batches=10)
     assert timing["step_s"] == pytest.approx(0.1)
     assert timing["eval_batch_s"] == pytest.approx(1.0 / 20)
     assert timing["overhead_s"] == pytest.approx(2.0)
