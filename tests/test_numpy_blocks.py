@@ -94,8 +94,8 @@ def test_softmax_matches_torch(lead: list[int], n: int, masked: bool, seed: int)
     if masked and mask.ndim > 1:
         mask[(0,) * (mask.ndim - 1)] = False  # at least one fully masked row
 
-    y, cache = softmax_forward(x, mask)
-    dx = softmax_backward(dy, cache)
+    y = softmax_forward(x, mask)
+    dx = softmax_backward(dy, y)
 
     xt = leaf(x)
     yt = torch_masked_softmax(xt, torch.tensor(mask)) if masked else F.softmax(xt, dim=-1)
@@ -109,10 +109,10 @@ def test_softmax_matches_torch(lead: list[int], n: int, masked: bool, seed: int)
 
 def test_softmax_is_numerically_stable() -> None:
     x = np.array([[1000.0, 1001.0, 1002.0], [-1000.0, -1001.0, -1002.0]])
-    y, _ = softmax_forward(x)
+    y = softmax_forward(x)
     assert_close(y, F.softmax(torch.tensor(x), dim=-1), tol=1e-15)
     with np.errstate(all="raise", under="ignore"):
-        y32, _ = softmax_forward(x.astype(np.float32) * 100)
+        y32 = softmax_forward(x.astype(np.float32) * 100)
     assert y32.dtype == np.float32 and np.all(np.isfinite(y32))
 
 
@@ -120,8 +120,8 @@ def test_softmax_fully_masked_rows_are_zero_without_warnings() -> None:
     x = np.random.default_rng(0).normal(size=(3, 4))
     mask = np.array([[True, False, True, True], [False] * 4, [False, False, False, True]])
     with np.errstate(all="raise", under="ignore"):
-        y, cache = softmax_forward(x, mask)
-        dx = softmax_backward(np.ones_like(x), cache)
+        y = softmax_forward(x, mask)
+        dx = softmax_backward(np.ones_like(x), y)
     assert np.all(y[1] == 0) and np.all(dx[1] == 0)
     assert y[2, 3] == 1.0
     assert np.allclose(y.sum(-1), [1, 0, 1])
@@ -131,28 +131,29 @@ def test_softmax_fully_masked_rows_are_zero_without_warnings() -> None:
 
 
 @EXAMPLES
-@given(lead=st.lists(st.integers(1, 4), min_size=0, max_size=2), c=st.integers(1, 16), bias=st.booleans(), seed=seeds)
-def test_layer_norm_matches_torch(lead: list[int], c: int, bias: bool, seed: int) -> None:
+@given(lead=st.lists(st.integers(1, 4), min_size=0, max_size=2), c=st.integers(1, 16), has_bias=st.booleans(),
+       seed=seeds)
+def test_layer_norm_matches_torch(lead: list[int], c: int, has_bias: bool, seed: int) -> None:
     rng = np.random.default_rng(seed)
     shape = (*lead, c)
     x = rng.normal(size=shape) * rng.uniform(0.01, 10) + rng.normal()
-    gamma, beta = rng.normal(size=c), (rng.normal(size=c) if bias else None)
+    weight, bias = rng.normal(size=c), (rng.normal(size=c) if has_bias else None)
     dy = rng.normal(size=shape)
 
-    y, cache = layer_norm_forward(x, gamma, beta)
-    dx, dgamma, dbeta = layer_norm_backward(dy, cache)
+    y, mean, rstd = layer_norm_forward(x, weight, bias)
+    dx, dweight, dbias = layer_norm_backward(dy, x, weight, mean, rstd)
 
-    xt, gt = leaf(x), leaf(gamma)
-    bt = leaf(beta) if bias else None
-    yt = F.layer_norm(xt, (c,), gt, bt, eps=1e-5)
+    xt, wt = leaf(x), leaf(weight)
+    bt = leaf(bias) if has_bias else None
+    yt = F.layer_norm(xt, (c,), wt, bt, eps=1e-5)
     yt.backward(torch.tensor(dy))
     assert_close(y, yt)
+    assert_close(mean, xt.mean(-1, keepdim=True))
     assert_close(dx, xt.grad)
-    assert_close(dgamma, gt.grad)
-    if bias:
-        assert_close(dbeta, bt.grad)
-    else:
-        assert dbeta is None
+    assert_close(dweight, wt.grad)
+    assert_close(dbias, dy.sum(axis=tuple(range(len(lead)))))  # a LayerNorm without bias ignores it
+    if has_bias:
+        assert_close(dbias, bt.grad)
 
 
 @EXAMPLES
@@ -419,12 +420,13 @@ def test_float32_stays_float32() -> None:
     for approximate in ("tanh", "none"):
         y, cache = gelu_forward(x, approximate)
         assert y.dtype == gelu_backward(y, cache).dtype == np.float32
-    y, cache = layer_norm_forward(x, p32[3], p32[3])
-    assert y.dtype == np.float32 and all(g.dtype == np.float32 for g in layer_norm_backward(y, cache))
+    y, mean, rstd = layer_norm_forward(x, p32[3], p32[3])
+    assert y.dtype == mean.dtype == rstd.dtype == np.float32
+    assert all(g.dtype == np.float32 for g in layer_norm_backward(y, x, p32[3], mean, rstd))
     y, cache = mlp_forward(x, p32[0], p32[1], p32[0].T.copy(), p32[3])
     assert y.dtype == np.float32 and all(g.dtype == np.float32 for g in mlp_backward(y, cache))
-    y, cache = softmax_forward(x)
-    assert y.dtype == softmax_backward(y, cache).dtype == np.float32
+    y = softmax_forward(x)
+    assert y.dtype == softmax_backward(y, y).dtype == np.float32
 
 
 def test_bad_inputs_give_clear_errors() -> None:
@@ -444,7 +446,7 @@ def test_bad_inputs_give_clear_errors() -> None:
         linear_forward(x, np.zeros((4, 5)))
     with pytest.raises(ValueError, match="bias must have shape"):
         linear_forward(x, np.zeros((5, 4)), np.zeros(4))
-    with pytest.raises(ValueError, match="gamma and beta"):
+    with pytest.raises(ValueError, match="weight and bias"):
         layer_norm_forward(x, np.ones(3), np.zeros(3))
     with pytest.raises(ValueError, match="approximate"):
         gelu_forward(x, "erf")
