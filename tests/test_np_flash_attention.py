@@ -13,19 +13,20 @@ from __future__ import annotations
 
 import math
 import sys
-import tracemalloc
+
 import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from scratchformers.exercises.checks.memory import peak_bytes_allocated
+from scratchformers.exercises.checks.tolerances import FP64_ATOL
 from scratchformers.reference import np_flash_attention as tiled
 from scratchformers.reference.np_attention import attention_backward, attention_forward, visibility_mask
 from scratchformers.reference.np_tiles import rand
 from twins import ROOT, assert_same_as_kernel, assert_twins_in_order
 
-TEXTBOOK_ATOL = 1e-10
 
 
 def visibility(Tq: int, Tk: int, causal: bool, key_lens: np.ndarray | None, B: int) -> np.ndarray:
@@ -101,11 +102,11 @@ def check_against_the_textbook(B, H, Tq, Tk, D, causal, key_lens, block_m, block
     got = run_tiled(q, k, v, do, key_lens, causal, scale, block_m=block_m, block_n=block_n)
 
     visible = visibility(Tq, Tk, causal, key_lens, B)
-    assert_all_close(got, torch_attention(q, k, v, do, visible, scale), TEXTBOOK_ATOL)
+    assert_all_close(got, torch_attention(q, k, v, do, visible, scale), FP64_ATOL)
     mask = None if key_lens is None else (np.arange(Tk)[None, :] < key_lens[:, None]).astype(np.int64)
     out, _, cache = attention_forward(q, k, v, causal, mask)
     plain = [out, *attention_backward(do, cache)]
-    assert_all_close([got[0], *got[2:]], plain, TEXTBOOK_ATOL, names=("out", "dq", "dk", "dv"))
+    assert_all_close([got[0], *got[2:]], plain, FP64_ATOL, names=("out", "dq", "dk", "dv"))
 
 
 @settings(max_examples=25, deadline=None)
@@ -136,7 +137,7 @@ def test_dropout_equals_torch_autograd_with_the_philox_mask(case, block_m, block
     got = run_tiled(q, k, v, do, key_lens, causal, 0.5, p, case["seed"], block_m, block_n)
     keep = keep_mask(B, H, Tq, Tk, p, case["seed"])
     want = torch_attention(q, k, v, do, visibility(Tq, Tk, causal, key_lens, B), 0.5, keep, p)
-    assert_all_close(got, want, TEXTBOOK_ATOL)
+    assert_all_close(got, want, FP64_ATOL)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -223,7 +224,8 @@ def test_online_softmax_converges_to_the_row_log_sum_exp():
     """m_i never decreases, the running sum of exponentials Σ exp2(s - m_i) · 2^m_i grows with every key block, and
     after the last block m_i + log2(l_i) is the row's log-sum-exp (base 2)."""
     q, k, v, _ = inputs(1, 1, 40, 56, 8, seed=3)
-    out, lse, trace = tiled.flash_attention_forward(q, k, v, None, True, 8**-0.5, block_m=8, block_n=8, return_trace=True)
+    out, lse, trace = tiled.flash_attention_forward(q, k, v, None, True, 8**-0.5, block_m=8, block_n=8,
+                                                    return_trace=True)
     scores = (q[0, 0] @ k[0, 0].T) * 8**-0.5 * tiled.LOG2E  # (Tq, Tk), base 2
     for row in (0, 7, 21, 39):
         starts, m, l = trace.history(row)
@@ -238,17 +240,6 @@ def test_online_softmax_converges_to_the_row_log_sum_exp():
 # Memory: the point of the algorithm
 # ----------------------------------------------------------------------------------------------------------------------
 
-def peak_bytes_allocated(fn) -> int:
-    """The most memory held at once while fn ran, above what was allocated before it. tracemalloc sees every NumPy
-    array buffer (and Python's own small objects, whose free lists and uncollected garbage add a few tens of KiB)."""
-    tracemalloc.start()
-    try:
-        fn()
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-
-
 @pytest.mark.parametrize("causal", [False, True])
 def test_forward_allocates_nothing_of_size_tq_by_tk(causal):
     """Everything the forward allocates beyond its outputs stays far below one T x T float64 matrix (8 MiB at
@@ -256,7 +247,7 @@ def test_forward_allocates_nothing_of_size_tq_by_tk(causal):
     T, D = 1024, 16
     q, k, v, _ = inputs(1, 1, T, T, D, seed=T)
     lens = np.array([T - 5])  # padding: the masked loads run too
-    peak = peak_bytes_allocated(lambda: tiled.flash_attention_forward(q, k, v, lens, causal, 0.25))
+    peak, _ = peak_bytes_allocated(lambda: tiled.flash_attention_forward(q, k, v, lens, causal, 0.25))
     extra = peak - q.nbytes - T * 8  # minus O and LSE
     assert extra <= T * T * 8 // 32, f"{extra} bytes"
 
