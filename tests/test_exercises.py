@@ -176,6 +176,8 @@ MUTANTS = [
     mutant("attention", "a query sees the next key", [("k=Tk - Tq)", "k=Tk - Tq + 1)")],
            "mistake: causal mask off by one: a query sees the next key"),
     mutant("attention", "causal aligned top-left", [("k=Tk - Tq)", "k=0)")], "mistake: causal mask aligned top-left"),
+    mutant("attention", "no max subtraction", [("weights = np.exp(scores - row_max)", "weights = np.exp(scores)")],
+           "mistake: the softmax without subtracting each row's maximum"),
     mutant("attention", "-1e9 instead of -inf", [("np.where(visible, scores, -np.inf)",
                                                   "np.where(visible, scores, -1e9)")],
            "mistake: hidden keys set to a large negative number"),
@@ -354,6 +356,16 @@ def test_usage_errors_are_one_line_and_exit_2(capsys, tmp_path: Path, monkeypatc
     assert err.count("\n") == 1 and err.startswith("scratchformers check: error: ") and message in err, err
 
 
+def test_a_check_that_runs_too_long_is_stopped(monkeypatch, tmp_path: Path) -> None:
+    from scratchformers.exercises.checks import core
+
+    monkeypatch.setattr(core, "CHECK_SECONDS", 1)
+    path = tmp_path / "softmax.py"
+    path.write_text("def softmax(x):\n    while True:\n        pass\n", encoding="utf-8")
+    report, out = grade("softmax", path)
+    assert report.too_slow and report.passed == 0 and "stopped after 1 s: your code may loop forever" in out
+
+
 def test_missing_hypothesis_and_triton_are_one_line_errors(capsys, monkeypatch) -> None:
     probe = ("import sys; sys.modules['hypothesis'] = None\n"
              "from scratchformers.train.cli import main\nsys.exit(main(['check', '--list']))")
@@ -385,15 +397,41 @@ def test_list_shows_the_exercises_in_order_and_which_of_a_folder_pass(capsys, tm
     (tmp_path / "softmax.py").write_text((REFERENCE / "softmax.py").read_text(encoding="utf-8"), encoding="utf-8")
     (tmp_path / "gelu.py").write_text(catalogue.stub("gelu").read_text(encoding="utf-8"), encoding="utf-8")
     (tmp_path / "layernorm.py").write_text(source_of("layernorm", [(" + beta", "")], "other_style"), encoding="utf-8")
+    (tmp_path / "triton_softmax.py").write_text(source_of("triton_softmax", [], "reference"), encoding="utf-8")
     code, out, _ = run_cli(capsys, "--list", str(tmp_path))
     status = dict(zip(numbered, out.splitlines()[1::2]))
-    assert code == 0 and status["softmax"].strip().startswith("PASS  all 3 checks")
+    assert code == 0 and status["softmax"].strip().startswith("PASS  all 3 checks pass")
     assert status["gelu"].strip().startswith("--    not implemented yet")
     assert status["layernorm"].strip().startswith("FAIL  0 of 4 checks pass")
     assert status["bpe"].strip().startswith("-- no ")
+    assert status["triton_softmax"].strip().startswith("PASS  all 4 checks pass")  # graded in a child process
+
+
+def test_a_kernel_that_kills_its_process_is_a_failure_not_a_crash(capsys, tmp_path: Path) -> None:
+    """Triton's interpreter does not check bounds: a stray store can corrupt memory and kill the process, so kernels
+    are graded in a child process and its death is reported as a failed check."""
+    path = tmp_path / "triton_softmax.py"
+    path.write_text("import os, signal\n\n\ndef softmax(x):\n    os.kill(os.getpid(), signal.SIGSEGV)\n",
+                    encoding="utf-8")
+    code, out, _ = run_cli(capsys, "triton_softmax", str(path))
+    assert code == 1 and "FAIL  the process that ran your kernel died (SIGSEGV)" in out
 
 
 def test_the_exercises_readme_lists_every_exercise_in_order() -> None:
     readme = (HERE.parent.parent / "exercises" / "README.md").read_text(encoding="utf-8")
     positions = [readme.find(f"`{name}`") for name in catalogue.ORDER]
     assert -1 not in positions and positions == sorted(positions), dict(zip(catalogue.ORDER, positions))
+
+
+def test_the_mutant_hunt_grades_single_point_mutations() -> None:
+    """tools/hunt_exercise_mutants.py: how the grader was searched for wrong solutions it passes."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("hunt", HERE.parent.parent / "tools" / "hunt_exercise_mutants.py")
+    hunt = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hunt)
+    source = hunt.seed_path("softmax").read_text(encoding="utf-8")
+    found = dict(hunt.mutants(source))
+    assert len(found) >= 10 and all(text != source for text in found.values())
+    (axis,) = [text for description, text in found.items() if "np.max(x, axis=-1" in text and "axis=0" in text]
+    assert hunt.grade("softmax", axis) == "killed" and hunt.grade("softmax", source) == "survived"

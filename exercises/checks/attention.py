@@ -17,20 +17,28 @@ def expected(q, k, v, causal, mask) -> np.ndarray:
     return oracles.reference_attention(*t, causal, visible, q.shape[-1] ** -0.5).numpy()
 
 
-def run(learner, sizes, seed, causal=False, padded=False, mask=None):
+def run(learner, sizes, seed, causal=False, padded=False, mask=None, spread=1.0, defaults=False):
     rng = np.random.default_rng(seed)
     B, H, Tq, Tk, D = (sizes[n] for n in ("B", "H", "Tq", "Tk", "D"))
-    q, k, v = rng.normal(size=(B, H, Tq, D)), rng.normal(size=(B, H, Tk, D)), rng.normal(size=(B, H, Tk, D))
+    q, k, v = (rng.normal(size=(B, H, T, D)) * s for T, s in ((Tq, spread), (Tk, spread), (Tk, 1.0)))
     if padded:
         mask = oracles.padding_mask(rng, B, Tk)
-    with failing_case(q=q, k=k, v=v, causal=causal, mask=mask):
-        got = learner.attention(q.copy(), k.copy(), v.copy(), causal=causal, mask=mask)
+    with failing_case(q=q, k=k, v=v, **({} if defaults else dict(causal=causal, mask=mask))):
+        if defaults:  # attention(q, k, v): causal=False, mask=None
+            got = learner.attention(q.copy(), k.copy(), v.copy())
+        else:
+            got = learner.attention(q.copy(), k.copy(), v.copy(), causal=causal, mask=mask)
         expect_close("out", got, expected(q, k, v, causal, mask))
 
 
-@for_all(sizes=attention_sizes(), seed=seeds)
-def no_mask(learner, sizes, seed):
-    run(learner, sizes, seed)
+@for_all(sizes=attention_sizes(), defaults=st.booleans(), seed=seeds)
+def no_mask(learner, sizes, defaults, seed):
+    run(learner, sizes, seed, defaults=defaults)
+
+
+@for_all(sizes=attention_sizes(), causal=st.booleans(), seed=seeds)
+def large_scores(learner, sizes, causal, seed):
+    run(learner, sizes, seed, causal=causal, spread=40.0)
 
 
 @for_all(sizes=attention_sizes().map(lambda s: {**s, "Tk": s["Tq"]}), seed=seeds)
@@ -64,7 +72,7 @@ def everything(learner, sizes, causal, seed):
 
 
 def _attention(q, k, v, causal=False, mask=None, scale=lambda d: d ** -0.5, queries=False, after=False, shift=0,
-               top_left=False, fill=None):
+               top_left=False, fill=None, stable=True):
     """Attention right and wrong; the keywords after ``mask`` each make one classic mistake."""
     Tq, Tk = q.shape[2], k.shape[2]
     scores = q @ k.swapaxes(-1, -2) * scale(q.shape[-1])
@@ -78,7 +86,7 @@ def _attention(q, k, v, causal=False, mask=None, scale=lambda d: d ** -0.5, quer
         e = np.exp(scores - scores.max(-1, keepdims=True))
         return (e / e.sum(-1, keepdims=True) * allowed) @ v
     scores = np.where(allowed, scores, -np.inf if fill is None else fill)
-    top = scores.max(-1, keepdims=True)
+    top = scores.max(-1, keepdims=True) if stable else 0.0
     e = np.exp(scores - np.where(np.isfinite(top), top, 0.0))
     total = e.sum(-1, keepdims=True)
     return e / np.where(total > 0, total, 1.0) @ v
@@ -88,15 +96,16 @@ def _variant(**wrong):
     return {"attention": lambda q, k, v, causal=False, mask=None: _attention(q, k, v, causal, mask, **wrong)}
 
 
-def _probe(B, H, Tq, Tk, D, causal, mask, seed):
+def _probe(B, H, Tq, Tk, D, causal, mask, seed, spread=1.0):
     rng = np.random.default_rng(seed)
-    return (rng.normal(size=(B, H, Tq, D)), rng.normal(size=(B, H, Tk, D)), rng.normal(size=(B, H, Tk, D)),
-            causal, None if mask is None else np.array(mask))
+    return (rng.normal(size=(B, H, Tq, D)) * spread, rng.normal(size=(B, H, Tk, D)) * spread,
+            rng.normal(size=(B, H, Tk, D)), causal, None if mask is None else np.array(mask))
 
 
 _PROBES = (_probe(2, 2, 3, 3, 4, False, None, 1), _probe(1, 2, 4, 4, 3, True, None, 2),
            _probe(1, 1, 2, 5, 3, True, None, 3), _probe(2, 1, 4, 4, 2, False, [[1, 1, 1, 0], [1, 1, 0, 0]], 4),
-           _probe(2, 1, 4, 4, 2, True, [[0, 0, 0, 0], [1, 1, 1, 0]], 5), _probe(1, 1, 4, 2, 2, True, None, 6))
+           _probe(2, 1, 4, 4, 2, True, [[0, 0, 0, 0], [1, 1, 1, 0]], 5), _probe(1, 1, 4, 2, 2, True, None, 6),
+           _probe(1, 1, 3, 3, 2, False, None, 7, spread=300.0))
 
 EXERCISE = Exercise(
     name="attention",
@@ -105,7 +114,10 @@ EXERCISE = Exercise(
     checks=(
         Check("no mask: softmax(Q K^T / sqrt(D)) V on random shapes, Tq != Tk included (float64, to 1e-10)", no_mask,
               "scores = q @ k.swapaxes(-1, -2) / sqrt(D) (B, H, Tq, Tk); softmax over the keys (the last axis); "
-              "then weights @ v"),
+              "then weights @ v; attention(q, k, v) alone means causal=False, mask=None"),
+        Check("large scores (|q . k| / sqrt(D) up to ~1e4): the softmax does not overflow", large_scores,
+              "subtract each row's maximum score before np.exp (rows whose every key is hidden have no maximum: "
+              "subtract 0 there)"),
         Check("causal, Tq = Tk: query i sees keys 0 ... i", causal_square,
               "hide key j from query i when j > i (itself included: j = i is visible), before the softmax"),
         Check("causal, Tq < Tk (decoding with a KV cache): query i sees keys 0 ... i + Tk - Tq", causal_kv_cache,
@@ -138,6 +150,9 @@ EXERCISE = Exercise(
         Mistake("causal mask aligned top-left: with Tq < Tk the queries are the last positions",
                 "align it bottom-right: query i sits at position Tk - Tq + i (np.tril(ones, k=Tk - Tq))",
                 _variant(top_left=True)),
+        Mistake("the softmax without subtracting each row's maximum score: large scores overflow",
+                "subtract each row's maximum score before np.exp (0 for a row whose every key is hidden)",
+                _variant(stable=False)),
         Mistake("hidden keys set to a large negative number: a query that sees no key averages all of them",
                 "a query with no visible key must get zero weights: hide keys with -inf and divide by 1 where the sum "
                 "of exponentials is 0", _variant(fill=-1e9)),

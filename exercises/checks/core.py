@@ -13,7 +13,9 @@ from __future__ import annotations
 import ast
 import importlib.util
 import inspect
+import signal
 import sys
+import threading
 import traceback
 import warnings
 from collections.abc import Callable, Iterator
@@ -28,6 +30,7 @@ from scratchformers.exercises.checks.tolerances import FP64_ATOL
 
 SHOWN_VALUES = 6  # expected vs computed numbers shown around the largest error
 SMALL_ARRAY = 12  # arrays of at most this many numbers are printed in full in a failing case
+CHECK_SECONDS = 60  # a check still running after this long is stopped: the learner's code probably loops forever
 
 
 class UsageError(Exception):
@@ -46,6 +49,10 @@ class Failure(Exception):
 
 class NotImplementedYet(Exception):
     """The learner's function still raises ``NotImplementedError`` (the stub as shipped)."""
+
+
+class TooSlow(BaseException):
+    """A check ran past :data:`CHECK_SECONDS`. A BaseException: neither a check nor hypothesis may catch it."""
 
 
 @dataclass(frozen=True)
@@ -327,6 +334,7 @@ class Report:
     check: str | None = None  # the title of the check that failed
     failure: Failure | None = None
     not_implemented: str | None = None
+    too_slow: bool = False
     hint: str | None = None
     mistake: str | None = None  # the title of the mistake the failure was diagnosed as
 
@@ -341,6 +349,11 @@ def run_checks(exercise: Exercise, learner: Learner, out: TextIO | None = None) 
     for done, check in enumerate(exercise.checks):
         try:
             _run(check, learner)
+        except TooSlow:
+            write(f"FAIL  {check.title}")
+            write(f"      stopped after {CHECK_SECONDS} s: your code may loop forever (a loop whose index never "
+                  f"advances?), or is very slow on small inputs")
+            return Report(done, len(exercise.checks), check.title, too_slow=True)
         except NotImplementedYet as error:
             write(f"FAIL  {check.title}")
             write(f"      not implemented yet: {error}")
@@ -361,13 +374,34 @@ def run_checks(exercise: Exercise, learner: Learner, out: TextIO | None = None) 
 
 
 def _run(check: Check, learner: Learner) -> None:
-    """Run one check; what the learner's functions returned but the check could not use is a failure too."""
+    """Run one check for at most :data:`CHECK_SECONDS`; what the learner's functions returned but the check could not
+    use is a failure too."""
     try:
-        check.run(learner)
+        with _time_limit(CHECK_SECONDS):
+            check.run(learner)
     except (Failure, NotImplementedYet):
         raise
     except Exception as error:
         raise Failure(_unusable(error)) from None
+
+
+@contextmanager
+def _time_limit(seconds: int) -> Iterator[None]:
+    """Raise :class:`TooSlow` in this thread after ``seconds`` (where the platform has SIGALRM, in the main thread)."""
+    if not hasattr(signal, "SIGALRM") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        raise TooSlow
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def explain(failure: Failure, mistake: Mistake | None, hint: str) -> list[str]:

@@ -32,19 +32,23 @@ def out_and_weights(result, where: str) -> tuple[torch.Tensor, torch.Tensor | No
     return result[0], result[1]
 
 
-def compare(learner, q, k, v, causal, mask) -> None:
+def compare(learner, q, k, v, causal, mask, defaults=False) -> None:
     attention_mask = None if mask is None else torch.from_numpy(mask)
-    with failing_case(q=q, k=k, v=v, causal=causal, attention_mask=mask):
-        out, weights = out_and_weights(learner.attention(q.clone(), k.clone(), v.clone(), causal=causal,
-                                                         attention_mask=attention_mask, dropout_p=0.0), "attention")
+    with failing_case(q=q, k=k, v=v, **({} if defaults else dict(causal=causal, attention_mask=mask))):
+        if defaults:  # attention(q, k, v): causal=False, attention_mask=None, dropout_p=0.0
+            result = learner.attention(q.clone(), k.clone(), v.clone())
+        else:
+            result = learner.attention(q.clone(), k.clone(), v.clone(), causal=causal, attention_mask=attention_mask,
+                                       dropout_p=0.0)
+        out, weights = out_and_weights(result, "attention")
         want_out, want_weights = scaled_dot_product_attention(q, k, v, causal=causal, attention_mask=attention_mask)
         expect_close("out", out, want_out.numpy())
         expect_close("weights", weights, want_weights.numpy())
 
 
-@for_all(sizes=attention_sizes(), seed=seeds)
-def no_mask(learner, sizes, seed):
-    compare(learner, *qkv(sizes, seed), False, None)
+@for_all(sizes=attention_sizes(), defaults=st.booleans(), seed=seeds)
+def no_mask(learner, sizes, defaults, seed):
+    compare(learner, *qkv(sizes, seed), False, None, defaults)
 
 
 @for_all(sizes=attention_sizes(), causal=st.booleans(), padded=st.booleans(), seed=seeds)
@@ -178,7 +182,7 @@ EXERCISE = Exercise(
     checks=(
         Check("no mask: out and weights equal the reference backend's on random (B, H, T, D) (float64)", no_mask,
               "weights = softmax(q @ k.transpose(-2, -1) / sqrt(D)) over the keys; out = weights @ v; return (out, "
-              "weights)"),
+              "weights); attention(q, k, v) alone means no mask and no dropout"),
         Check("causal (bottom-right) and padding masks, any Tq and Tk: out and weights", masks,
               "hide future keys (key j from query i when j > i + Tk - Tq) and padding keys (attention_mask[:, None, "
               "None, :] == 0) before the softmax; a query that sees no key gets zero weights"),

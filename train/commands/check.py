@@ -15,8 +15,14 @@ import difflib
 import importlib
 import os
 import shutil
+import signal
+import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from scratchformers.exercises.checks.core import Exercise
 
 EXAMPLES = """examples:
   scratchformers check --init my_exercises          # copy every stub into my_exercises/
@@ -57,20 +63,21 @@ def run(args: argparse.Namespace) -> int:
         import hypothesis  # noqa: F401
     except ImportError:
         return _error("the checks need hypothesis, which is not installed: pip install hypothesis")
-    from scratchformers.exercises.checks import catalogue
     from scratchformers.exercises.checks.core import UsageError
 
     try:
         if args.init is not None:
-            return _init(Path(args.init), args.force, catalogue)
+            return _init(Path(args.init), args.force)
         if args.list is not None:
-            return _list(Path(args.list) if args.list else None, catalogue)
-        return _check(args.exercise, Path(args.file), catalogue)
+            return _list(Path(args.list) if args.list else None)
+        return _check(args.exercise, Path(args.file))
     except UsageError as error:
         return _error(str(error))
 
 
-def _exercise(name: str, catalogue):
+def _exercise(name: str) -> Exercise:
+    """The exercise ``name``, with Triton's interpreter switched on if it needs Triton and there is no GPU."""
+    from scratchformers.exercises.checks import catalogue
     from scratchformers.exercises.checks.core import UsageError
 
     if name not in catalogue.ORDER:
@@ -96,10 +103,16 @@ def _interpret_triton_without_a_gpu() -> None:
         os.environ.setdefault("TRITON_INTERPRET", "1")
 
 
-def _check(name: str, path: Path, catalogue) -> int:
+# Set in the process that grades a Triton kernel on behalf of the one the learner started (see _check).
+CHILD = "SCRATCHFORMERS_CHECK_CHILD"
+
+
+def _check(name: str, path: Path) -> int:
     from scratchformers.exercises.checks.core import load_learner, run_checks
 
-    exercise = _exercise(name, catalogue)
+    exercise = _exercise(name)
+    if "triton" in exercise.needs and not os.environ.get(CHILD):
+        return _check_in_a_child(name, path)
     learner = load_learner(exercise, path)
     print(f"{exercise.name}: {exercise.summary}")
     print(f"checking {learner.path}")
@@ -111,7 +124,27 @@ def _check(name: str, path: Path, catalogue) -> int:
     return 1
 
 
-def _list(folder: Path | None, catalogue) -> int:
+def _check_in_a_child(name: str, path: Path) -> int:
+    """Grade a kernel in a process of its own: Triton's interpreter does not check bounds, and a store past the end of
+    a tensor can corrupt memory and kill the process that runs it. The child's output is the learner's report."""
+    command = [sys.executable, "-m", "scratchformers", "check", name, str(path)]
+    code = subprocess.run(command, env={**os.environ, CHILD: "1"}).returncode
+    if code in (0, 1, 2):
+        return code
+    print(f"FAIL  the process that ran your kernel died ({_death(code)}): Triton's interpreter does not check bounds, "
+          f"so a tl.load or tl.store outside the tensor can corrupt memory; mask every access (mask=cols < N)")
+    return 1
+
+
+def _death(code: int) -> str:
+    try:
+        return signal.Signals(-code).name if code < 0 else f"exit status {code}"
+    except ValueError:
+        return f"signal {-code}"
+
+
+def _list(folder: Path | None) -> int:
+    from scratchformers.exercises.checks import catalogue
     from scratchformers.exercises.checks.core import UsageError
 
     if folder is not None and not folder.is_dir():
@@ -121,32 +154,52 @@ def _list(folder: Path | None, catalogue) -> int:
         exercise = catalogue.exercise(name)
         line = f"{number:2}. {name:<{width}}  {exercise.summary}"
         if folder is not None:
-            line = f"{line}\n    {_status(name, folder / f'{name}.py', catalogue)}"
+            line = f"{line}\n    {_status(name, folder / f'{name}.py')}"
         print(line, flush=True)
     if folder is None:
         print("\nstart with: scratchformers check --init DIR, then scratchformers check EXERCISE DIR")
     return 0
 
 
-def _status(name: str, path: Path, catalogue) -> str:
+def _status(name: str, path: Path) -> str:
     """One line: does the learner's file for exercise ``name`` pass?"""
     from scratchformers.exercises.checks.core import UsageError, load_learner, run_checks
 
     if not path.is_file():
         return f"-- no {path}"
     try:
-        exercise = _exercise(name, catalogue)
+        exercise = _exercise(name)
+        if "triton" in exercise.needs and not os.environ.get(CHILD):
+            return _status_in_a_child(name, path)
         report = run_checks(exercise, load_learner(exercise, path))
     except UsageError as error:
         return f"error: {error}"
     if report.ok:
-        return f"PASS  all {report.total} checks ({path})"
+        return f"PASS  all {report.total} checks pass ({path})"
     if report.not_implemented is not None:
         return f"--    not implemented yet ({path})"
     return f"FAIL  {report.passed} of {report.total} checks pass ({path}); scratchformers check {name} {path}"
 
 
-def _init(folder: Path, force: bool, catalogue) -> int:
+def _status_in_a_child(name: str, path: Path) -> str:
+    """:func:`_status` of a kernel, graded in a process of its own (see :func:`_check_in_a_child`)."""
+    command = [sys.executable, "-m", "scratchformers", "check", name, str(path)]
+    child = subprocess.run(command, env={**os.environ, CHILD: "1"}, capture_output=True, text=True)
+    last = (child.stdout.strip().splitlines() or [""])[-1]
+    if child.returncode == 0:
+        return f"PASS  {last} ({path})"
+    if child.returncode == 2:
+        return f"error: {child.stderr.strip().removeprefix('scratchformers check: error: ')}"
+    if child.returncode != 1:
+        return f"FAIL  the process that ran your kernel died ({_death(child.returncode)}); " \
+               f"scratchformers check {name} {path}"
+    if "not implemented yet" in child.stdout:
+        return f"--    not implemented yet ({path})"
+    return f"FAIL  {last.split(';')[0]} ({path}); scratchformers check {name} {path}"
+
+
+def _init(folder: Path, force: bool) -> int:
+    from scratchformers.exercises.checks import catalogue
     from scratchformers.exercises.checks.core import UsageError
 
     if folder.exists() and not folder.is_dir():
