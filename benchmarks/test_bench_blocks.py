@@ -9,7 +9,7 @@ T = 128, batch 4), all float32 on one thread:
 - ``attention``: causal scaled dot-product attention, q, k, v (4, 6, 128, 32).
   NumPy ``np_attention.attention_forward``/``attention_backward``; the torch reference
   ``attention.scaled_dot_product_attention`` (materialises the (T, T) weights); ``F.scaled_dot_product_attention``.
-- ``layernorm``: x (4, 128, 384) with γ, β. NumPy ``np_layernorm``; the torch reference ``layernorm.LayerNorm``
+- ``layernorm``: x (4, 128, 384) with weight γ and bias β. NumPy ``np_layernorm``; the torch reference ``layernorm.LayerNorm``
   (the formula in torch ops); ``F.layer_norm``.
 - ``softmax``: the attention scores (4, 6, 128, 128) over the last axis. NumPy ``np_softmax``; softmax spelled out in
   torch ops (the project's torch path calls ``torch.softmax`` directly, so this stands in for a torch reference);
@@ -72,21 +72,25 @@ def make_inputs(op: str) -> list[np.ndarray]:
 
 
 def numpy_forward(op: str, *xs: np.ndarray) -> tuple[np.ndarray, tuple]:
-    """``(out, cache)`` of the NumPy reference."""
+    """``(out, saved)`` of the NumPy reference: ``saved`` is what its backward takes after the upstream gradient."""
     if op == "attention":
         out, _weights, cache = np_attention.attention_forward(*xs, causal=True)
-        return out, cache
+        return out, (cache,)
     if op == "layernorm":
-        return np_layernorm.layer_norm_forward(*xs)
+        x, weight, bias = xs
+        y, mean, rstd = np_layernorm.layer_norm_forward(x, weight, bias)
+        return y, (x, weight, mean, rstd)
     if op == "softmax":
-        return np_softmax.softmax_forward(*xs)
-    return np_gelu.gelu_forward(*xs, approximate="tanh")
+        y = np_softmax.softmax_forward(*xs)
+        return y, (y,)
+    out, cache = np_gelu.gelu_forward(*xs, approximate="tanh")
+    return out, (cache,)
 
 
 NUMPY_BACKWARD = {
     "attention": np_attention.attention_backward,
     "layernorm": np_layernorm.layer_norm_backward,
-    "softmax": lambda dy, cache: (np_softmax.softmax_backward(dy, cache),),
+    "softmax": lambda dy, y: (np_softmax.softmax_backward(dy, y),),
     "gelu": lambda dy, cache: (np_gelu.gelu_backward(dy, cache),),
 }
 
@@ -153,8 +157,8 @@ def test_forward_backward(benchmark, op: str, impl: str) -> None:
     if impl == "numpy":
 
         def step() -> tuple[np.ndarray, ...]:
-            _out, cache = numpy_forward(op, *xs)
-            return NUMPY_BACKWARD[op](dout, cache)
+            _out, saved = numpy_forward(op, *xs)
+            return NUMPY_BACKWARD[op](dout, *saved)
 
     else:
         run, leaves = torch_case(op, impl, xs, grad=True)

@@ -58,8 +58,8 @@ def _check_binary(binary: bool) -> None:
 def _forward_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attention_mask: Optional[torch.Tensor],
                 seed: Optional[torch.Tensor], causal: bool, scale: float, dropout_p: float
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-    from scratchformers.kernels.flash_attention import attention_forward
-    return attention_forward(q, k, v, _key_lengths(attention_mask, validate=True), causal, scale, dropout_p, seed)
+    from scratchformers.kernels.flash_attention import flash_attention_forward
+    return flash_attention_forward(q, k, v, _key_lengths(attention_mask, validate=True), causal, scale, dropout_p, seed)
 
 
 @_forward_op.register_fake
@@ -68,16 +68,16 @@ def _(q, k, v, attention_mask, seed, causal, scale, dropout_p):
 
 
 @torch.library.custom_op("scratchformers::flash_attention_backward", mutates_args=())
-def _backward_op(grad_out: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor,
+def _backward_op(dout: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor,
                  lse: torch.Tensor, attention_mask: Optional[torch.Tensor], seed: Optional[torch.Tensor], causal: bool,
                  scale: float, dropout_p: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    from scratchformers.kernels.flash_attention import attention_backward
-    return attention_backward(grad_out, q, k, v, out, lse, _key_lengths(attention_mask, validate=False), causal,
+    from scratchformers.kernels.flash_attention import flash_attention_backward
+    return flash_attention_backward(dout, q, k, v, out, lse, _key_lengths(attention_mask, validate=False), causal,
                               scale, dropout_p, seed)
 
 
 @_backward_op.register_fake
-def _(grad_out, q, k, v, out, lse, attention_mask, seed, causal, scale, dropout_p):
+def _(dout, q, k, v, out, lse, attention_mask, seed, causal, scale, dropout_p):
     return tuple(torch.empty_like(x, memory_format=torch.contiguous_format) for x in (q, k, v))
 
 
@@ -88,9 +88,9 @@ def _setup_context(ctx, inputs, output) -> None:
     ctx.causal, ctx.scale, ctx.dropout_p = causal, scale, dropout_p
 
 
-def _backward(ctx, grad_out, grad_lse):
+def _backward(ctx, dout, dlse):
     q, k, v, out, lse, attention_mask, seed = ctx.saved_tensors
-    dq, dk, dv = _backward_op(grad_out, q, k, v, out, lse, attention_mask, seed, ctx.causal, ctx.scale, ctx.dropout_p)
+    dq, dk, dv = _backward_op(dout, q, k, v, out, lse, attention_mask, seed, ctx.causal, ctx.scale, ctx.dropout_p)
     return dq, dk, dv, None, None, None, None, None
 
 

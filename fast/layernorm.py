@@ -23,8 +23,8 @@ from scratchformers.reference.layernorm import LayerNorm as ReferenceLayerNorm
 @torch.library.custom_op("scratchformers::layer_norm_forward", mutates_args=())
 def _forward_op(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], eps: float
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    from scratchformers.kernels.layernorm import layernorm_forward
-    return layernorm_forward(x, weight, bias, eps)
+    from scratchformers.kernels.layernorm import layer_norm_forward
+    return layer_norm_forward(x, weight, bias, eps)
 
 
 @_forward_op.register_fake
@@ -34,14 +34,14 @@ def _(x, weight, bias, eps):
 
 
 @torch.library.custom_op("scratchformers::layer_norm_backward", mutates_args=())
-def _backward_op(grad_y: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, mean: torch.Tensor, rstd: torch.Tensor
+def _backward_op(dy: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, mean: torch.Tensor, rstd: torch.Tensor
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    from scratchformers.kernels.layernorm import layernorm_backward
-    return layernorm_backward(grad_y, x, weight, mean, rstd)
+    from scratchformers.kernels.layernorm import layer_norm_backward
+    return layer_norm_backward(dy, x, weight, mean, rstd)
 
 
 @_backward_op.register_fake
-def _(grad_y, x, weight, mean, rstd):
+def _(dy, x, weight, mean, rstd):
     dx = torch.empty_like(x, memory_format=torch.contiguous_format)
     return dx, torch.empty_like(weight), torch.empty_like(weight)
 
@@ -53,10 +53,10 @@ def _setup_context(ctx, inputs, output) -> None:
     ctx.has_bias = bias is not None
 
 
-def _backward(ctx, grad_y, grad_mean, grad_rstd):
+def _backward(ctx, dy, dmean, drstd):
     x, weight, mean, rstd = ctx.saved_tensors
-    dx, dw, db = _backward_op(grad_y, x, weight, mean, rstd)
-    return dx, dw, (db if ctx.has_bias else None), None
+    dx, dweight, dbias = _backward_op(dy, x, weight, mean, rstd)
+    return dx, dweight, (dbias if ctx.has_bias else None), None
 
 
 _forward_op.register_autograd(_backward, setup_context=_setup_context)

@@ -22,13 +22,13 @@ def _(x):
 
 
 @torch.library.custom_op("scratchformers::softmax_backward", mutates_args=())
-def _backward_op(y: torch.Tensor, grad_y: torch.Tensor) -> torch.Tensor:
+def _backward_op(dy: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     from scratchformers.kernels.softmax import softmax_backward
-    return softmax_backward(y, grad_y)
+    return softmax_backward(dy, y)
 
 
 @_backward_op.register_fake
-def _(y, grad_y):
+def _(dy, y):
     return torch.empty_like(y, memory_format=torch.contiguous_format)
 
 
@@ -36,9 +36,9 @@ def _setup_context(ctx, inputs, output) -> None:
     ctx.save_for_backward(output)
 
 
-def _backward(ctx, grad_y):
+def _backward(ctx, dy):
     (y,) = ctx.saved_tensors
-    return _backward_op(y, grad_y)
+    return _backward_op(dy, y)
 
 
 _forward_op.register_autograd(_backward, setup_context=_setup_context)

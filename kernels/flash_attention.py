@@ -538,9 +538,10 @@ def _fixed_tiles(block_m: int | None, block_n: int | None) -> dict:
     return dict(BLOCK_M=fixed_tile("block_m", block_m, 16), BLOCK_N=fixed_tile("block_n", block_n, 16))
 
 
-def attention_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_lens: torch.Tensor | None, causal: bool,
-                      scale: float, dropout_p: float = 0.0, seed: torch.Tensor | None = None, *,
-                      block_m: int | None = None, block_n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def flash_attention_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_lens: torch.Tensor | None,
+                            causal: bool, scale: float, dropout_p: float = 0.0, seed: torch.Tensor | None = None, *,
+                            block_m: int | None = None, block_n: int | None = None
+                            ) -> tuple[torch.Tensor, torch.Tensor]:
     """Launch the forward kernel.
 
     q: (B, H, Tq, D); k, v: (B, H, Tk, D), same dtype and device, D <= 128 (D = 0 gives an empty output);
@@ -550,8 +551,8 @@ def attention_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_len
     """
     tiles = _fixed_tiles(block_m, block_n)
     if interpreted_bf16(q):
-        out, lse = attention_forward(q.float(), k.float(), v.float(), key_lens, causal, scale, dropout_p, seed,
-                                     block_m=block_m, block_n=block_n)
+        out, lse = flash_attention_forward(q.float(), k.float(), v.float(), key_lens, causal, scale, dropout_p,
+                                           seed, block_m=block_m, block_n=block_n)
         return out.to(q.dtype), lse
     B, H, Tq, D = q.shape
     Tk = k.shape[2]
@@ -568,16 +569,17 @@ def attention_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_len
     return out, lse
 
 
-def attention_backward(do: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor,
-                       lse: torch.Tensor, key_lens: torch.Tensor | None, causal: bool, scale: float,
-                       dropout_p: float = 0.0, seed: torch.Tensor | None = None, *, block_m: int | None = None,
-                       block_n: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def flash_attention_backward(do: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                             out: torch.Tensor, lse: torch.Tensor, key_lens: torch.Tensor | None, causal: bool,
+                             scale: float, dropout_p: float = 0.0, seed: torch.Tensor | None = None, *,
+                             block_m: int | None = None, block_n: int | None = None
+                             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Launch the backward kernels; returns contiguous (dQ, dK, dV) in the dtypes of (q, k, v). block_m, block_n:
     fixed tile sizes for both the dK/dV and the dQ kernel instead of the autotuner's choices."""
     tiles = _fixed_tiles(block_m, block_n)
     if interpreted_bf16(q):
-        grads = attention_backward(do.float(), q.float(), k.float(), v.float(), out.float(), lse, key_lens, causal,
-                                   scale, dropout_p, seed, block_m=block_m, block_n=block_n)
+        grads = flash_attention_backward(do.float(), q.float(), k.float(), v.float(), out.float(), lse, key_lens,
+                                         causal, scale, dropout_p, seed, block_m=block_m, block_n=block_n)
         return tuple(g.to(q.dtype) for g in grads)
     B, H, Tq, D = q.shape
     Tk = k.shape[2]
@@ -603,4 +605,4 @@ def attention_backward(do: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: to
     return dq, dk, dv
 
 
-__all__ = ["attention_forward", "attention_backward"]
+__all__ = ["flash_attention_forward", "flash_attention_backward"]

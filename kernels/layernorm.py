@@ -3,7 +3,7 @@
 LayerNorm normalises each row x (length N) of an (M, N) matrix and applies a learned per-column affine map::
 
     mean = sum(x) / N        rstd = 1 / sqrt(sum((x - mean)²) / N + eps)
-    x̂ = (x - mean) · rstd    y = x̂ ⊙ w + b
+    x̂ = (x - mean) · rstd    y = x̂ ⊙ weight + bias
 
 It is memory bound: a handful of flops per element, so speed is bytes moved. The forward reads x once and writes y
 once: a program loads a tile of BLOCK_M whole rows (N padded to a power of two, padding masked out), computes both
@@ -20,24 +20,24 @@ The row is on chip, so extra passes over it cost arithmetic, not memory. In floa
     var  = sum(xc²) / N                   two-pass variance: a sum of squares of centred values, never E[x²] - mean²
 
 Without the correction a row of 1000.1 at N = 768 has xc ≈ 1e-4 instead of 0, which rstd ≈ 1/√eps ≈ 316 turns into
-|y - b| ≈ 0.04. With it, a constant row gives mean = c exactly (c - m₁ is exact, as is N copies of it summed and
-divided by N), so xc = 0, x̂ = 0 and y = b exactly, as ``F.layer_norm`` gives; the backward rebuilds x̂ from the
-saved mean, so dw gets exactly 0 from such rows too. Every operation is float32 whatever the storage dtype.
+|y - bias| ≈ 0.04. With it, a constant row gives mean = c exactly (c - m₁ is exact, as is N copies of it summed and
+divided by N), so xc = 0, x̂ = 0 and y = bias exactly, as ``F.layer_norm`` gives; the backward rebuilds x̂ from the
+saved mean, so dweight gets exactly 0 from such rows too. Every operation is float32 whatever the storage dtype.
 
 Backward
 --------
-With g = dy ⊙ w (the gradient reaching x̂) the input gradient is, per row::
+With g = dy ⊙ weight (the gradient reaching x̂) the input gradient is, per row::
 
     dx = rstd · (g - mean(g) - x̂ · mean(g ⊙ x̂))
 
 (the two means remove the components of g along the directions that normalisation projects out: a constant shift
 and a rescaling of x̂). Again one read of x and dy, one write of dx per row.
 
-The parameter gradients are sums over all rows, ``dw = Σ_rows dy ⊙ x̂`` and ``db = Σ_rows dy``: a reduction across
-programs. Instead of atomics (non-deterministic, and contended for small N), we launch a fixed number G of programs
-(about two per SM); program g walks over row tiles g, g + G, g + 2G, ... accumulating its partial dw and db in
-registers, and writes one row of a (G, N) float32 buffer at the end. A final sum over those G rows (tiny next to the
-(M, N) activations) gives dw and db, deterministically.
+The parameter gradients are sums over all rows, ``dweight = Σ_rows dy ⊙ x̂`` and ``dbias = Σ_rows dy``: a reduction
+across programs. Instead of atomics (non-deterministic, and contended for small N), we launch a fixed number G of
+programs (about two per SM); program g walks over row tiles g, g + G, g + 2G, ... accumulating its partial dweight and
+dbias in registers, and writes one row of a (G, N) float32 buffer at the end. A final sum over those G rows (tiny
+next to the (M, N) activations) gives dweight and dbias, deterministically.
 
 Weight and bias may be any strided (N,) views (a column of a matrix, an ``expand``ed scalar): the kernels read them
 through their strides.
@@ -53,7 +53,7 @@ from scratchformers.kernels.common import (as_rows, device_guard, fixed_tile, in
 
 
 def _num_partials(M: int, block_m: int, device: torch.device) -> int:
-    """Number of backward programs G (= rows of the partial dw/db buffers): about two per SM on a GPU."""
+    """Number of backward programs G (= rows of the partial dweight/dbias buffers): about two per SM on a GPU."""
     tiles = triton.cdiv(M, block_m)
     if device.type != "cuda":
         return min(tiles, 3)
@@ -80,27 +80,27 @@ def _column(P, cols, stride, N):
 # (``common.prune_row_configs``). BLOCK_M, the rows per program, is set on the host from the row length.
 @triton.autotune(configs=row_configs(), key=["BLOCK_N", "BLOCK_M"], prune_configs_by=prune_row_configs(64))
 @triton.jit
-def _layernorm_fwd(X,  # input rows, (M, N), unit stride along a row
-                   Y,  # output rows, (M, N), X's dtype
-                   W, B,  # weight γ and bias β, (N,) each, any stride; B is None without a bias
-                   MEAN, RSTD,  # (M,) float32 outputs: each row's mean and 1 / std, saved for the backward
-                   M,  # number of rows
-                   N,  # row length (the normalised dimension)
-                   stride_x, stride_y,  # elements from one row to the next, in X and in Y
-                   stride_w, stride_b,  # elements from one entry of W (of B) to the next
-                   eps,  # added to the variance inside the square root
-                   HAS_BIAS: tl.constexpr,  # B is not None
-                   BLOCK_M: tl.constexpr,  # rows per program
-                   BLOCK_N: tl.constexpr,  # N rounded up to a power of two: one tile holds whole rows
-                   ):
+def _layer_norm_fwd(X,  # input rows, (M, N), unit stride along a row
+                    Y,  # output rows, (M, N), X's dtype
+                    WEIGHT, BIAS,  # weight γ and bias β, (N,) each, any stride; BIAS is None without a bias
+                    MEAN, RSTD,  # (M,) float32 outputs: each row's mean and 1 / std, saved for the backward
+                    M,  # number of rows
+                    N,  # row length (the normalised dimension)
+                    stride_x, stride_y,  # elements from one row to the next, in X and in Y
+                    stride_weight, stride_bias,  # elements from one entry of WEIGHT (of BIAS) to the next
+                    eps,  # added to the variance inside the square root
+                    HAS_BIAS: tl.constexpr,  # BIAS is not None
+                    BLOCK_M: tl.constexpr,  # rows per program
+                    BLOCK_N: tl.constexpr,  # N rounded up to a power of two: one tile holds whole rows
+                    ):
     """One program: BLOCK_M whole rows normalised, with their mean and rstd saved."""
     rows, cols, row_ok, mask = row_tile(tl.program_id(0) * BLOCK_M, M, N, BLOCK_M, BLOCK_N)
     x = tl.load(X + rows[:, None] * stride_x + cols[None, :], mask=mask, other=0.0).to(tl.float32)
     mean, xc = _centre(x, mask, N)
     rstd = 1.0 / tl.sqrt(tl.sum(xc * xc, axis=1) / N + eps)
-    y = xc * rstd[:, None] * _column(W, cols, stride_w, N)[None, :]
+    y = xc * rstd[:, None] * _column(WEIGHT, cols, stride_weight, N)[None, :]
     if HAS_BIAS:
-        y += _column(B, cols, stride_b, N)[None, :]
+        y += _column(BIAS, cols, stride_bias, N)[None, :]
     tl.store(Y + rows[:, None] * stride_y + cols[None, :], y.to(Y.dtype.element_ty), mask=mask)
     tl.store(MEAN + rows, mean, mask=row_ok)
     tl.store(RSTD + rows, rstd, mask=row_ok)
@@ -108,25 +108,26 @@ def _layernorm_fwd(X,  # input rows, (M, N), unit stride along a row
 
 @triton.autotune(configs=row_configs(), key=["BLOCK_N", "BLOCK_M"], prune_configs_by=prune_row_configs(32))
 @triton.jit
-def _layernorm_bwd(X,  # the forward's input rows, (M, N)
-                   DY,  # the gradient reaching Y, (M, N)
-                   DX,  # the gradient of X, (M, N), X's dtype
-                   W,  # weight γ, (N,), any stride
-                   MEAN, RSTD,  # (M,) float32, saved by the forward
-                   DW_PARTIAL, DB_PARTIAL,  # (NUM_PROGRAMS, N) float32: one row of partial dγ and dβ per program
-                   M,  # number of rows
-                   N,  # row length
-                   stride_x, stride_dy, stride_dx,  # elements from one row to the next, in X, DY and DX
-                   stride_w,  # elements from one entry of W to the next
-                   NUM_PROGRAMS,  # G, the size of the grid: program g takes the row tiles g, g + G, g + 2G, ...
-                   BLOCK_M: tl.constexpr,  # rows per tile
-                   BLOCK_N: tl.constexpr,  # N rounded up to a power of two
-                   ):
-    """One program: dx for its row tiles, and one row of the partial dw and db sums (see the module docstring)."""
+def _layer_norm_bwd(X,  # the forward's input rows, (M, N)
+                    DY,  # the gradient reaching Y, (M, N)
+                    DX,  # the gradient of X, (M, N), X's dtype
+                    WEIGHT,  # weight γ, (N,), any stride
+                    MEAN, RSTD,  # (M,) float32, saved by the forward
+                    DWEIGHT_PARTIAL, DBIAS_PARTIAL,  # (NUM_PROGRAMS, N) float32: a row of partial dγ, dβ per program
+                    M,  # number of rows
+                    N,  # row length
+                    stride_x, stride_dy, stride_dx,  # elements from one row to the next, in X, DY and DX
+                    stride_weight,  # elements from one entry of WEIGHT to the next
+                    NUM_PROGRAMS,  # G, the size of the grid: program g takes the row tiles g, g + G, g + 2G, ...
+                    BLOCK_M: tl.constexpr,  # rows per tile
+                    BLOCK_N: tl.constexpr,  # N rounded up to a power of two
+                    ):
+    """One program: dx for its row tiles, and one row of the partial dweight and dbias sums (see the module
+    docstring)."""
     pid = tl.program_id(0)
-    w = _column(W, tl.arange(0, BLOCK_N), stride_w, N)
-    dw = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
-    db = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
+    weight = _column(WEIGHT, tl.arange(0, BLOCK_N), stride_weight, N)
+    dweight = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
+    dbias = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
     for start in range(pid * BLOCK_M, M, NUM_PROGRAMS * BLOCK_M):
         rows, cols, row_ok, mask = row_tile(start, M, N, BLOCK_M, BLOCK_N)
         x = tl.load(X + rows[:, None] * stride_x + cols[None, :], mask=mask, other=0.0).to(tl.float32)
@@ -134,27 +135,27 @@ def _layernorm_bwd(X,  # the forward's input rows, (M, N)
         mean = tl.load(MEAN + rows, mask=row_ok, other=0.0)
         rstd = tl.load(RSTD + rows, mask=row_ok, other=0.0)
         xhat = tl.where(mask, (x - mean[:, None]) * rstd[:, None], 0.0)
-        g = dy * w[None, :]
+        g = dy * weight[None, :]
         mean_g = tl.sum(g, axis=1) / N
         mean_gx = tl.sum(g * xhat, axis=1) / N
         dx = (g - mean_g[:, None] - xhat * mean_gx[:, None]) * rstd[:, None]
         tl.store(DX + rows[:, None] * stride_dx + cols[None, :], dx.to(DX.dtype.element_ty), mask=mask)
-        dw += dy * xhat
-        db += dy
+        dweight += dy * xhat
+        dbias += dy
     cols = tl.arange(0, BLOCK_N)
-    tl.store(DW_PARTIAL + pid * N + cols, tl.sum(dw, axis=0), mask=cols < N)
-    tl.store(DB_PARTIAL + pid * N + cols, tl.sum(db, axis=0), mask=cols < N)
+    tl.store(DWEIGHT_PARTIAL + pid * N + cols, tl.sum(dweight, axis=0), mask=cols < N)
+    tl.store(DBIAS_PARTIAL + pid * N + cols, tl.sum(dbias, axis=0), mask=cols < N)
 
 
-def layernorm_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, eps: float, *,
-                      block_m: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def layer_norm_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, eps: float = 1e-5, *,
+                       block_m: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """y = LayerNorm(x) over the last dim (N <= MAX_HIDDEN). Returns y (x's shape and dtype), mean and rstd (float32,
     one per row, for the backward; NaN for rows of length 0, whose mean is 0/0). block_m: rows per program (a power
     of two) instead of the tuned choice."""
     fixed_tile("block_m", block_m, 1)
     if interpreted_bf16(x, weight, bias):
-        y, mean, rstd = layernorm_forward(x.float(), weight.float(), None if bias is None else bias.float(), eps,
-                                          block_m=block_m)
+        y, mean, rstd = layer_norm_forward(x.float(), weight.float(), None if bias is None else bias.float(), eps,
+                                           block_m=block_m)
         return y.to(x.dtype), mean, rstd
     rows = as_rows(x)
     M, N = rows.shape
@@ -165,24 +166,25 @@ def layernorm_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor 
         block_n = triton.next_power_of_2(N)
         rows_each = block_m or rows_per_program(block_n)
         with device_guard(x):
-            launch(_layernorm_fwd, (triton.cdiv(M, rows_each),), rows, y, weight, bias, mean, rstd, M, N,
+            launch(_layer_norm_fwd, (triton.cdiv(M, rows_each),), rows, y, weight, bias, mean, rstd, M, N,
                    rows.stride(0), y.stride(0), weight.stride(0), 0 if bias is None else bias.stride(0), eps,
                    fixed=block_m is not None, HAS_BIAS=bias is not None, BLOCK_M=rows_each, BLOCK_N=block_n)
     return y.view(x.shape), mean, rstd
 
 
-def layernorm_backward(dy: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, mean: torch.Tensor,
-                       rstd: torch.Tensor, *, block_m: int | None = None, num_programs: int | None = None
-                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Gradients (dx, dw, db) of LayerNorm; dx in x's dtype, dw and db in weight's dtype. block_m (rows per program,
-    a power of two) and num_programs (G, the rows of the partial dw/db buffers) replace the tuned choices."""
+def layer_norm_backward(dy: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, mean: torch.Tensor,
+                        rstd: torch.Tensor, *, block_m: int | None = None, num_programs: int | None = None
+                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Gradients (dx, dweight, dbias) of LayerNorm; dx in x's dtype, dweight and dbias in weight's dtype. block_m
+    (rows per program, a power of two) and num_programs (G, the rows of the partial dweight/dbias buffers) replace
+    the tuned choices."""
     fixed_tile("block_m", block_m, 1)
     if num_programs is not None and (not isinstance(num_programs, int) or num_programs < 1):
         raise ValueError(f"num_programs must be a positive integer; got {num_programs!r}")
     if interpreted_bf16(dy, x, weight):
-        dx, dw, db = layernorm_backward(dy.float(), x.float(), weight.float(), mean, rstd, block_m=block_m,
-                                        num_programs=num_programs)
-        return dx.to(x.dtype), dw.to(weight.dtype), db.to(weight.dtype)
+        dx, dweight, dbias = layer_norm_backward(dy.float(), x.float(), weight.float(), mean, rstd, block_m=block_m,
+                                                 num_programs=num_programs)
+        return dx.to(x.dtype), dweight.to(weight.dtype), dbias.to(weight.dtype)
     rows, dy_rows = as_rows(x), as_rows(dy)
     M, N = rows.shape
     dx = torch.empty(rows.shape, dtype=x.dtype, device=x.device)
@@ -192,10 +194,10 @@ def layernorm_backward(dy: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, 
     block_n = triton.next_power_of_2(N)
     rows_each = block_m or rows_per_program(block_n)
     programs = num_programs or _num_partials(M, rows_each, x.device)
-    dw_partial = torch.empty((programs, N), dtype=torch.float32, device=x.device)
-    db_partial = torch.empty((programs, N), dtype=torch.float32, device=x.device)
+    dweight_partial = torch.empty((programs, N), dtype=torch.float32, device=x.device)
+    dbias_partial = torch.empty((programs, N), dtype=torch.float32, device=x.device)
     with device_guard(x):
-        launch(_layernorm_bwd, (programs,), rows, dy_rows, dx, weight, mean, rstd, dw_partial, db_partial, M, N,
-               rows.stride(0), dy_rows.stride(0), dx.stride(0), weight.stride(0), programs,
+        launch(_layer_norm_bwd, (programs,), rows, dy_rows, dx, weight, mean, rstd, dweight_partial, dbias_partial, M,
+               N, rows.stride(0), dy_rows.stride(0), dx.stride(0), weight.stride(0), programs,
                fixed=block_m is not None or num_programs is not None, BLOCK_M=rows_each, BLOCK_N=block_n)
-    return dx.view(x.shape), dw_partial.sum(0).to(weight.dtype), db_partial.sum(0).to(weight.dtype)
+    return dx.view(x.shape), dweight_partial.sum(0).to(weight.dtype), dbias_partial.sum(0).to(weight.dtype)

@@ -99,11 +99,11 @@ def softmax_forward(x: torch.Tensor, *, block_m: int | None = None) -> torch.Ten
     return y.view(x.shape)
 
 
-def softmax_backward(y: torch.Tensor, dy: torch.Tensor, *, block_m: int | None = None) -> torch.Tensor:
-    """dx = y ⊙ (dy - rowsum(y ⊙ dy)), given the forward output y and the incoming gradient dy."""
+def softmax_backward(dy: torch.Tensor, y: torch.Tensor, *, block_m: int | None = None) -> torch.Tensor:
+    """dx = y ⊙ (dy - rowsum(y ⊙ dy)), given the incoming gradient dy and the forward output y."""
     fixed_tile("block_m", block_m, 1)
     if interpreted_bf16(y):
-        return softmax_backward(y.float(), dy.float(), block_m=block_m).to(y.dtype)
+        return softmax_backward(dy.float(), y.float(), block_m=block_m).to(y.dtype)
     y_rows, dy_rows = as_rows(y), as_rows(dy)
     dx = torch.empty(y_rows.shape, dtype=y.dtype, device=y.device)
     _launch(_softmax_bwd, [y_rows, dy_rows, dx], block_m)

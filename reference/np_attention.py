@@ -18,6 +18,11 @@ Tq > Tk) gets all-zero weights, an all-zero output and a zero gradient, never Na
 Multi-head attention (GPT-2): one linear layer ``c_attn`` (3C, C) makes q, k and v at once, in that order along the
 last axis; they are split into H heads of D = C / H dimensions, attended per head, merged back and projected by
 ``c_proj`` (C, C). Weights are stored as in ``torch.nn.Linear``: (out_features, in_features).
+
+The same attention computed tile by tile, never holding the (Tq, Tk) weights, is flash attention:
+``flash_attention_forward`` / ``flash_attention_backward`` in ``np_flash_attention.py`` and in the Triton kernels.
+It has another name because it has another contract: per-sequence key lengths instead of a mask, an explicit scale
+and dropout, and the saved log-sum-exp instead of the weights.
 """
 from __future__ import annotations
 
@@ -78,9 +83,9 @@ def attention_forward(
     scale = 1.0 / math.sqrt(q.shape[-1])
     scores = (q @ k.swapaxes(-1, -2)) * scale  # (B, H, Tq, Tk)
     allowed = visibility_mask(q.shape[2], k.shape[2], causal=causal, attention_mask=attention_mask)  # (B|1, 1, Tq, Tk)
-    weights, softmax_cache = softmax_forward(scores, allowed)  # (B, H, Tq, Tk)
+    weights = softmax_forward(scores, allowed)  # (B, H, Tq, Tk)
     out = weights @ v  # (B, H, Tq, Dv)
-    return out, weights, (q, k, v, weights, softmax_cache, scale)
+    return out, weights, (q, k, v, weights, scale)
 
 
 def attention_backward(dout: np.ndarray, cache: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -95,10 +100,10 @@ def attention_backward(dout: np.ndarray, cache: tuple) -> tuple[np.ndarray, np.n
         dQ = s · dS K                    (B, H, Tq, D)
         dK = s · dSᵀ Q                   (B, H, Tk, D)
     """
-    q, k, v, weights, softmax_cache, scale = cache
+    q, k, v, weights, scale = cache
     dv = weights.swapaxes(-1, -2) @ dout  # (B, H, Tk, Dv)
     dweights = dout @ v.swapaxes(-1, -2)  # (B, H, Tq, Tk)
-    dscores = softmax_backward(dweights, softmax_cache)  # (B, H, Tq, Tk)
+    dscores = softmax_backward(dweights, weights)  # (B, H, Tq, Tk)
     dq = (dscores @ k) * scale  # (B, H, Tq, D)
     dk = (dscores.swapaxes(-1, -2) @ q) * scale  # (B, H, Tk, D)
     return dq, dk, dv

@@ -4,7 +4,7 @@ The Triton kernel cannot be stepped through, printed or plotted; this file can. 
 same names, the same block loops and the same order of operations (read the kernel's module docstring for the
 algorithm). Hold the two files side by side: every device function of the kernel (``_attn_fwd``, ``_fwd_inner``,
 ``_key_range``, ``_attn_bwd_kv``, ...) has its twin here, in the same order, and the host functions
-``attention_forward`` / ``attention_backward`` launch them on the same grids. The translation:
+``flash_attention_forward`` / ``flash_attention_backward`` launch them on the same grids. The translation:
 
     kernel                                              NumPy twin
     tl.program_id(0)                                    program_id[0]   (np_tiles.launch runs the grid)
@@ -376,10 +376,14 @@ def _grid(B: int, H: int, length: int, BLOCK: int) -> tuple[int]:
     return (B * H * cdiv(length, BLOCK),)
 
 
-def attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, key_lens: np.ndarray | None, causal: bool,
-                      scale: float, dropout_p: float = 0.0, seed: int | None = None, *, block_m: int = 16,
-                      block_n: int = 16, return_trace: bool = False):
+def flash_attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, key_lens: np.ndarray | None,
+                            causal: bool, scale: float, dropout_p: float = 0.0, seed: int | None = None, *,
+                            block_m: int = 16, block_n: int = 16, return_trace: bool = False):
     """Launch the forward programs: ``(O, LSE)``, or ``(O, LSE, trace)`` with ``return_trace``.
+
+    The kernel's ``flash_attention_forward`` with three differences, on purpose: the seed is a Python int (the
+    kernel's: an int64 tensor on the device), the block sizes are any positive ints (the kernel's: powers of two
+    >= 16, or the autotuner's choice when omitted), and the trace.
 
     q: (B, H, Tq, D); k, v: (B, H, Tk, D), float32 or float64; key_lens: int (B,) (keys at or past a length are
     padding) or None; causal: bottom-right aligned; seed: the Philox seed, required when dropout_p > 0.
@@ -400,11 +404,12 @@ def attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, key_lens: np.
     return (out, lse, trace) if return_trace else (out, lse)
 
 
-def attention_backward(do: np.ndarray, q: np.ndarray, k: np.ndarray, v: np.ndarray, out: np.ndarray,
-                       lse: np.ndarray, key_lens: np.ndarray | None, causal: bool, scale: float,
-                       dropout_p: float = 0.0, seed: int | None = None, *, block_m: int = 16, block_n: int = 16
-                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Launch the backward programs (Delta, then dK/dV per key block, then dQ per query block): ``(dQ, dK, dV)``."""
+def flash_attention_backward(do: np.ndarray, q: np.ndarray, k: np.ndarray, v: np.ndarray, out: np.ndarray,
+                             lse: np.ndarray, key_lens: np.ndarray | None, causal: bool, scale: float,
+                             dropout_p: float = 0.0, seed: int | None = None, *, block_m: int = 16,
+                             block_n: int = 16) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Launch the backward programs (Delta, then dK/dV per key block, then dQ per query block): ``(dQ, dK, dV)``.
+    The kernel's ``flash_attention_backward``, with the forward's differences."""
     _check(q, k, v, key_lens, dropout_p, seed, block_m, block_n)
     B, H, Tq, D = q.shape
     Tk = k.shape[2]

@@ -8,6 +8,8 @@ tile of y and dy per program in the same way. See the kernel's module docstring 
 
 ``block_m`` (rows per program) is an argument: the kernel's host sets it from the row length
 (``rows_per_program`` in ``kernels/common.py``). Arithmetic is float32 as in the kernel, float64 for float64 inputs.
+The host functions have the kernel's contract, ``softmax_forward(x) -> y`` and ``softmax_backward(dy, y) -> dx``,
+which is also the textbook's (``np_softmax.py``) but for its mask.
 """
 from __future__ import annotations
 
@@ -62,8 +64,8 @@ def softmax_forward(x: np.ndarray, *, block_m: int = 4) -> np.ndarray:
     return y.reshape(x.shape)
 
 
-def softmax_backward(y: np.ndarray, dy: np.ndarray, *, block_m: int = 4) -> np.ndarray:
-    """dx = y ⊙ (dy - rowsum(y ⊙ dy)), given the forward output y and the incoming gradient dy."""
+def softmax_backward(dy: np.ndarray, y: np.ndarray, *, block_m: int = 4) -> np.ndarray:
+    """dx = y ⊙ (dy - rowsum(y ⊙ dy)), given the incoming gradient dy and the forward output y."""
     y_rows, dy_rows = _as_rows(y), _as_rows(dy)
     dx = np.zeros(y_rows.shape, dtype=y.dtype)
     _launch(_softmax_bwd, [y_rows, dy_rows, dx], block_m)

@@ -29,7 +29,7 @@ from matplotlib.patches import Patch
 from scratchformers.reference.generate import encode_prompt
 from scratchformers.reference.gpt2_encoding import gpt2_encoding
 from scratchformers.reference.model import GPT
-from scratchformers.reference.np_flash_attention import LOG2E, FlashTrace, attention_forward
+from scratchformers.reference.np_flash_attention import LOG2E, FlashTrace, flash_attention_forward
 from scratchformers.reference.tokenizer import Tokenizer
 
 
@@ -200,7 +200,7 @@ def plot_flash_attention(Tq: int = 48, Tk: int = 64, block_m: int = 16, block_n:
     q, k, v = (rng.standard_normal((1, 1, T, head_dim)) for T in (Tq, Tk, Tk))
     scale = head_dim**-0.5
     lens = None if key_len is None else np.array([key_len])
-    _, lse, trace = attention_forward(q, k, v, lens, causal, scale, block_m=block_m, block_n=block_n,
+    _, lse, trace = flash_attention_forward(q, k, v, lens, causal, scale, block_m=block_m, block_n=block_n,
                                       return_trace=True)
     lse = lse[0, 0, row]
 

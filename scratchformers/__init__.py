@@ -1,6 +1,6 @@
 """scratchformers: GPT-2 built from scratch twice, a readable reference path and a fast Triton path.
 
-The library lives in four packages that mirror the repository's folders, each importing only those above it:
+The library lives in packages that mirror the repository's folders, each importing only those above it:
 
 - :mod:`scratchformers.reference`: tokenizers, positional encodings, attention, LayerNorm, GELU, GPT-2 (NumPy / torch);
   it stands alone.
@@ -9,6 +9,8 @@ The library lives in four packages that mirror the repository's folders, each im
   the ``"fast"`` backends of the reference model.
 - :mod:`scratchformers.train`: data preparation, the training loop, checkpoints, sampling, plots and the command line
   (:mod:`scratchformers.train.cli`).
+- :mod:`scratchformers.exercises`: stubs to write yourself, and the checks that ``scratchformers check`` grades them
+  with (the test suite's own oracles, tolerances and hypothesis strategies).
 
 This front door only re-exports the most used names (and, in a bare checkout, maps the folders: see below). Its
 tokenizers are the fast ones, the trainers to use: ``WordBPE`` is :class:`scratchformers.fast.bpe.WordBPE` and
@@ -30,7 +32,7 @@ from pathlib import Path
 # here as the subpackage of its name. The folders have no __init__.py: from the root, a plain `import kernels` (or
 # fast, reference, train) always finds an installed package of that name before the repository's folder.
 _ROOT = Path(__file__).resolve().parent.parent
-_FOLDERS = ("reference", "fast", "kernels", "train")
+_FOLDERS = ("reference", "fast", "kernels", "train", "exercises")
 if (_ROOT / "pyproject.toml").is_file() and _ROOT.name not in ("site-packages", "dist-packages"):
     for _folder in _FOLDERS:
         _spec = importlib.machinery.ModuleSpec(f"{__name__}.{_folder}", None, is_package=True)

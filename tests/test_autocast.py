@@ -15,13 +15,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from scratchformers.exercises.checks.tolerances import half_tolerance
 from scratchformers.fast.attention import flash_attention
 from scratchformers.fast.layernorm import layer_norm
 from scratchformers.fast.softmax import softmax
 from scratchformers.reference.config import GPTConfig
 from scratchformers.reference.generate import generate
 from scratchformers.reference.model import GPT
-from tolerances import half_tolerance
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 SMALL = dict(vocab_size=61, max_len=24, num_layers=2, num_heads=2, emb_dim=32)

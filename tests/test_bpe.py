@@ -10,21 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from scratchformers.exercises.checks.bpe import BOUNDARY_VOCAB, EXAMPLE_CORPUS, EXAMPLE_COUNTS, EXAMPLE_MERGES
 from scratchformers.reference import bpe
 from scratchformers.reference.bpe import WordBPE
-
-# The seed's corpus: "low" 5 times, "lower" 2, "newest" 6, "widest" 3.
-SEED_COUNTS = {"low": 5, "lower": 2, "newest": 6, "widest": 3}
-SEED_CORPUS = " ".join(word for word, n in SEED_COUNTS.items() for _ in range(n))
-# Derived by hand from the counts (see test_seed_example_step_by_step for the first steps).
-SEED_MERGES = [
-    ("e", "s"), ("es", "t"), ("est", "</w>"),  # 9 each: newest (6) + widest (3); ties go to the smallest pair
-    ("l", "o"), ("lo", "w"),  # 7: low (5) + lower (2)
-    ("e", "w"), ("ew", "est</w>"), ("n", "ewest</w>"),  # 6: newest
-    ("low", "</w>"),  # 5: low
-    ("d", "est</w>"), ("i", "dest</w>"), ("w", "idest</w>"),  # 3: widest
-    ("e", "r"), ("er", "</w>"), ("low", "er</w>"),  # 2: lower
-]
 
 
 def train_quietly(tok: WordBPE, corpus: str, num_merges: int) -> None:
@@ -37,7 +25,7 @@ def train_quietly(tok: WordBPE, corpus: str, num_merges: int) -> None:
 def seed_tokenizer() -> WordBPE:
     tok = WordBPE()
     with pytest.warns(UserWarning, match="only 15 of the 20"):
-        tok.train(SEED_CORPUS, 20)
+        tok.train(EXAMPLE_CORPUS, 20)
     return tok
 
 
@@ -50,7 +38,7 @@ def test_build_vocab_spells_words_with_end_of_word():
 
 
 def test_get_stats_on_the_seed_vocab():
-    stats = bpe.get_stats(bpe.build_vocab(SEED_CORPUS))
+    stats = bpe.get_stats(bpe.build_vocab(EXAMPLE_CORPUS))
     assert stats[("e", "s")] == 6 + 3
     assert stats[("s", "t")] == 6 + 3
     assert stats[("t", "</w>")] == 6 + 3
@@ -58,7 +46,7 @@ def test_get_stats_on_the_seed_vocab():
     assert stats[("l", "o")] == 5 + 2
     assert stats[("w", "</w>")] == 5
     assert ("e", "e") not in stats
-    assert sum(stats.values()) == sum(n * len(word) for word, n in SEED_COUNTS.items())  # len(word) pairs per word
+    assert sum(stats.values()) == sum(n * len(word) for word, n in EXAMPLE_COUNTS.items())  # len(word) pairs per word
 
 
 def test_get_stats_counts_overlapping_pairs():
@@ -66,7 +54,7 @@ def test_get_stats_counts_overlapping_pairs():
 
 
 def test_seed_example_step_by_step():
-    vocab = bpe.build_vocab(SEED_CORPUS)
+    vocab = bpe.build_vocab(EXAMPLE_CORPUS)
     # Step 1: (e, s), (s, t) and (t, </w>) all count 9; the smallest pair wins.
     stats = bpe.get_stats(vocab)
     assert max(stats.values()) == 9
@@ -92,14 +80,14 @@ def test_seed_example_step_by_step():
 
 def test_seed_example_full_merge_list_and_early_stop():
     with pytest.warns(UserWarning, match="only 15 of the 20 requested merges"):
-        merges = bpe.learn_bpe(SEED_CORPUS, 20)
-    assert merges == SEED_MERGES
-    assert bpe.learn_bpe(SEED_CORPUS, 4) == SEED_MERGES[:4]
-    assert bpe.learn_bpe(SEED_CORPUS, 0) == []
+        merges = bpe.learn_bpe(EXAMPLE_CORPUS, 20)
+    assert merges == EXAMPLE_MERGES
+    assert bpe.learn_bpe(EXAMPLE_CORPUS, 4) == EXAMPLE_MERGES[:4]
+    assert bpe.learn_bpe(EXAMPLE_CORPUS, 0) == []
 
 
 def test_merge_vocab_merges_whole_symbols_only():
-    vocab = {"n e w e st </w>": 1, "n e s </w>": 2, "ne s </w>": 3, "e s es </w>": 4}
+    vocab = BOUNDARY_VOCAB
     merged = bpe.merge_vocab(("e", "s"), vocab)
     assert merged == {"n e w e st </w>": 1, "n es </w>": 2, "ne s </w>": 3, "es es </w>": 4}
     # The classic bug this guards against: a plain substring replacement glues "e" to the prefix of "st" and the
@@ -157,9 +145,9 @@ def test_bad_training_input(corpus, num_merges, error):
 
 
 def test_progress_bar_only_when_verbose(capsys):
-    bpe.learn_bpe(SEED_CORPUS, 3, verbose=True)
+    bpe.learn_bpe(EXAMPLE_CORPUS, 3, verbose=True)
     assert "word BPE" in capsys.readouterr().err
-    bpe.learn_bpe(SEED_CORPUS, 3, verbose=False)
+    bpe.learn_bpe(EXAMPLE_CORPUS, 3, verbose=False)
     assert capsys.readouterr().err == ""
 
 
@@ -168,19 +156,19 @@ def test_progress_bar_only_when_verbose(capsys):
 
 def test_vocabulary_layout():
     tok = seed_tokenizer()
-    assert tok.merges == SEED_MERGES
+    assert tok.merges == EXAMPLE_MERGES
     assert tok.alphabet == sorted(set("lowernstid"))
     assert tok.id2token[:2] == ["<pad>", "<unk>"] and bpe.PAD_ID == 0 and bpe.UNK_ID == 1
     assert tok.id2token[2 : 2 + len(tok.alphabet)] == tok.alphabet
     assert tok.id2token[2 + len(tok.alphabet)] == "</w>"
-    assert tok.id2token[-len(SEED_MERGES) :] == ["".join(pair) for pair in SEED_MERGES]
+    assert tok.id2token[-len(EXAMPLE_MERGES) :] == ["".join(pair) for pair in EXAMPLE_MERGES]
     assert tok.vocab_size == 2 + 10 + 1 + 15
     assert all(tok.token2id[t] == i for i, t in enumerate(tok.id2token))
 
 
 def test_encode_replays_the_merges():
     tok = seed_tokenizer()
-    for word in SEED_COUNTS:  # every training word ended up as one symbol
+    for word in EXAMPLE_COUNTS:  # every training word ended up as one symbol
         assert tok.encode(word) == [tok.token2id[word + "</w>"]]
     assert tok.encode_word("lowest") == ["low", "est</w>"]
     # n e w e r </w> -> (e, w) rank 5 -> n ew e r </w> -> (e, r) rank 12 -> (er, </w>) rank 13; (n, ew) is no merge

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scratchformers import gpt2_encoding
+from scratchformers.exercises.checks.bytebpe import TRICKY
 from scratchformers.reference.gpt2_encoding import ENDOFTEXT, gpt2_mergeable_ranks
 from scratchformers.reference.bytebpe import ByteLevelBPE, get_stats, merge, repair_surrogates
 from scratchformers.train.data import shakespeare
@@ -17,24 +18,6 @@ from scratchformers.train.data import shakespeare
 ANY_CHAR = st.one_of(st.characters(), st.characters(categories=["Cs"]))
 VALID_TEXT = st.text(max_size=60)
 ANY_TEXT = st.text(alphabet=ANY_CHAR, max_size=60)
-
-TRICKY = [
-    "",
-    "Hello world",
-    "I'll've",
-    "don't DON'T it's we're they'd I'm you'll 'twas rock'n'roll ''s",
-    "  \n\n \t",
-    "a   b\t\t\tc \n \n  d   ",
-    "trailing spaces   ",
-    "\n\n\n\nnew paragraphs\r\n\r\nwindows",
-    "no\u00a0break\u3000ideographic\u2028line\u2029para",
-    "1234567890 3.14159 1,000,000 -42 +7e10 0x1F ½ ² ٣٤٥ 一二三",
-    "naïve café Ünïcödé Ελληνικά русский עברית العربية हिन्दी 中文 日本語 한국어",
-    "emoji 😀😃 👍🏽 👨‍👩‍👧‍👦 🇫🇷🇯🇵 ❤️ ✨",
-    "def f(x):\n    return x ** 2  # comment\n",
-    "\x00\x01\x1f\x7f control",
-    "<|endoftext|> looks special but is text here",
-]
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,7 @@ def test_gpt2_kernels_compile_for_sm90_without_spills(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     results = json.loads(report.read_text())["results"]
     assert {r["kernel"] for r in results} == {"_attn_fwd", "_attn_bwd_delta", "_attn_bwd_kv", "_attn_bwd_q",
-                                              "_layernorm_fwd", "_layernorm_bwd", "_softmax_fwd"}
+                                              "_layer_norm_fwd", "_layer_norm_bwd", "_softmax_fwd"}
     for r in results:
         assert r["error"] == "" and r["spill_bytes"] == 0 and 0 < r["registers"] <= 255, r
         assert r["shared_bytes"] <= SM90_MAX_SHARED_BYTES, r

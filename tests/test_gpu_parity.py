@@ -20,11 +20,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from scratchformers.exercises.checks.oracles import reference_attention
+from scratchformers.exercises.checks.tolerances import FP32_ATOL, FLOOR, half_tolerance
 from scratchformers.fast.attention import flash_attention
 from scratchformers.fast.layernorm import LayerNorm, layer_norm
 from scratchformers.fast.softmax import softmax
-from attention_oracle import reference_attention
-from tolerances import FP32_ATOL, FLOOR, half_tolerance
 
 pytestmark = pytest.mark.gpu
 

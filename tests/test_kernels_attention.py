@@ -23,10 +23,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from scratchformers.exercises.checks.oracles import reference_attention, reference_probs
+from scratchformers.exercises.checks.tolerances import FP32_ATOL, delta_rounding_error, half_tolerance
 from scratchformers.fast.attention import _forward_op, flash_attention, materialized_attention
 from scratchformers.fast.runtime import check_fast_available
-from attention_oracle import reference_attention, reference_probs
-from tolerances import FP32_ATOL, delta_rounding_error, half_tolerance
 
 # CPU tensors into the kernels: the Triton interpreter's tests. Where CUDA is present the kernels are compiled for the
 # GPU instead and these skip with their reason (tests/conftest.py); tests/test_gpu_parity.py checks the GPU.

@@ -134,12 +134,12 @@ def launch_everything(device: str, B: int, H: int, T: int) -> None:
     with FakeTensorMode():
         q, k, v, out, do = (torch.empty(B, H, T, 16, device=device) for _ in range(5))
         lse = torch.empty(B, H, T, device=device)
-        flash_kernels.attention_forward(q, k, v, None, True, 0.25)
-        flash_kernels.attention_backward(do, q, k, v, out, lse, None, True, 0.25)
+        flash_kernels.flash_attention_forward(q, k, v, None, True, 0.25)
+        flash_kernels.flash_attention_backward(do, q, k, v, out, lse, None, True, 0.25)
         x, w = torch.empty(4, 32, device=device), torch.empty(32, device=device)
         mean = torch.empty(4, device=device)
-        layernorm_kernels.layernorm_forward(x, w, w, 1e-5)
-        layernorm_kernels.layernorm_backward(x, x, w, mean, mean)
+        layernorm_kernels.layer_norm_forward(x, w, w, 1e-5)
+        layernorm_kernels.layer_norm_backward(x, x, w, mean, mean)
         softmax_kernels.softmax_backward(x, softmax_kernels.softmax_forward(x))
 
 
@@ -201,12 +201,12 @@ def test_attention_with_fixed_tiles_matches_the_autotuned_kernels(block_m, block
     gen = torch.Generator().manual_seed(block_m + block_n)
     q, k, v, do = (torch.randn(2, 2, T, 32, generator=gen).to(DEVICE) for T in (37, 45, 45, 37))
     lens = torch.tensor([45, 30], dtype=torch.int32, device=DEVICE)
-    tuned = flash_kernels.attention_forward(q, k, v, lens, True, 0.2)
-    fixed = flash_kernels.attention_forward(q, k, v, lens, True, 0.2, block_m=block_m, block_n=block_n)
+    tuned = flash_kernels.flash_attention_forward(q, k, v, lens, True, 0.2)
+    fixed = flash_kernels.flash_attention_forward(q, k, v, lens, True, 0.2, block_m=block_m, block_n=block_n)
     assert_fp32_close(list(fixed), list(tuned))
     args = (do, q, k, v, *tuned, lens, True, 0.2)
-    assert_fp32_close(flash_kernels.attention_backward(*args, block_m=block_m, block_n=block_n),
-                      flash_kernels.attention_backward(*args))
+    assert_fp32_close(flash_kernels.flash_attention_backward(*args, block_m=block_m, block_n=block_n),
+                      flash_kernels.flash_attention_backward(*args))
 
 
 @pytest.mark.parametrize("block_m,num_programs", [(1, 1), (2, 5), (8, 2)])
@@ -214,25 +214,25 @@ def test_row_kernels_with_fixed_tiles_match_the_tuned_ones(block_m, num_programs
     gen = torch.Generator().manual_seed(block_m)
     x, dy = (torch.randn(13, 40, generator=gen).to(DEVICE) for _ in range(2))
     w, b = (torch.randn(40, generator=gen).to(DEVICE) for _ in range(2))
-    tuned = layernorm_kernels.layernorm_forward(x, w, b, 1e-5)
-    assert_fp32_close(layernorm_kernels.layernorm_forward(x, w, b, 1e-5, block_m=block_m), tuned)
+    tuned = layernorm_kernels.layer_norm_forward(x, w, b, 1e-5)
+    assert_fp32_close(layernorm_kernels.layer_norm_forward(x, w, b, 1e-5, block_m=block_m), tuned)
     stats = tuned[1:]
-    assert_fp32_close(layernorm_kernels.layernorm_backward(dy, x, w, *stats, block_m=block_m,
-                                                           num_programs=num_programs),
-                      layernorm_kernels.layernorm_backward(dy, x, w, *stats))
+    assert_fp32_close(layernorm_kernels.layer_norm_backward(dy, x, w, *stats, block_m=block_m,
+                                                            num_programs=num_programs),
+                      layernorm_kernels.layer_norm_backward(dy, x, w, *stats))
     y = softmax_kernels.softmax_forward(x)
     assert_fp32_close([softmax_kernels.softmax_forward(x, block_m=block_m)], [y])
-    assert_fp32_close([softmax_kernels.softmax_backward(y, dy, block_m=block_m)],
-                      [softmax_kernels.softmax_backward(y, dy)])
+    assert_fp32_close([softmax_kernels.softmax_backward(dy, y, block_m=block_m)],
+                      [softmax_kernels.softmax_backward(dy, y)])
 
 
 def test_fixed_tiles_are_checked():
     x = torch.randn(2, 2, 4, 16, device=DEVICE)
     with pytest.raises(ValueError, match="both block_m and block_n"):
-        flash_kernels.attention_forward(x, x, x, None, False, 0.25, block_m=16)
+        flash_kernels.flash_attention_forward(x, x, x, None, False, 0.25, block_m=16)
     with pytest.raises(ValueError, match="power of two >= 16"):
-        flash_kernels.attention_forward(x, x, x, None, False, 0.25, block_m=8, block_n=16)
+        flash_kernels.flash_attention_forward(x, x, x, None, False, 0.25, block_m=8, block_n=16)
     with pytest.raises(ValueError, match="power of two >= 1"):
         softmax_kernels.softmax_forward(x, block_m=3)
     with pytest.raises(ValueError, match="num_programs"):
-        layernorm_kernels.layernorm_backward(x, x, torch.ones(16), x[0, 0, :, 0], x[0, 0, :, 0], num_programs=0)
+        layernorm_kernels.layer_norm_backward(x, x, torch.ones(16), x[0, 0, :, 0], x[0, 0, :, 0], num_programs=0)

@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from scratchformers.exercises.checks.tolerances import FP32_ATOL, half_tolerance
 from scratchformers.fast.layernorm import LayerNorm, _forward_op, layer_norm
-from tolerances import FP32_ATOL, half_tolerance
 
 # CPU tensors into the kernels: the Triton interpreter's tests. Where CUDA is present the kernels are compiled for the
 # GPU instead and these skip with their reason (tests/conftest.py); tests/test_gpu_parity.py checks the GPU.

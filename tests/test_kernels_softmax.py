@@ -12,18 +12,13 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from scratchformers.exercises.checks.oracles import softmax as reference_softmax
+from scratchformers.exercises.checks.tolerances import FP32_ATOL, half_tolerance
 from scratchformers.fast.softmax import _forward_op, softmax
-from tolerances import FP32_ATOL, half_tolerance
 
 # CPU tensors into the kernels: the Triton interpreter's tests. Where CUDA is present the kernels are compiled for the
 # GPU instead and these skip with their reason (tests/conftest.py); tests/test_gpu_parity.py checks the GPU.
 pytestmark = pytest.mark.interpreter
-
-
-def reference_softmax(x: torch.Tensor) -> torch.Tensor:
-    """torch.softmax over the last dim, with all -inf rows mapped to zeros instead of NaN."""
-    empty = (x == float("-inf")).all(-1, keepdim=True)
-    return torch.softmax(x.masked_fill(empty, 0.0), dim=-1).masked_fill(empty, 0.0)
 
 
 def output_and_grad(fn, x, grad_out):

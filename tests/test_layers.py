@@ -1,5 +1,5 @@
-"""The parts depend one way: kernels <- fast <- (backends registry); reference stands alone; train and the CLI on top;
-the front door (scratchformers/__init__.py) only re-exports."""
+"""The parts depend one way: kernels <- fast <- (backends registry); reference stands alone; the exercises' checks
+sit on reference; train and the CLI on top; the front door (scratchformers/__init__.py) only re-exports."""
 from __future__ import annotations
 
 import ast
@@ -15,7 +15,8 @@ ALLOWED = {
     "kernels": {"kernels"},
     "reference": {"reference"},
     "fast": {"fast", "kernels", "reference"},
-    "train": {"train", "fast", "kernels", "reference"},
+    "exercises": {"exercises", "reference"},
+    "train": {"train", "fast", "kernels", "reference", "exercises"},
 }
 
 

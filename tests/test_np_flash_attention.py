@@ -13,19 +13,20 @@ from __future__ import annotations
 
 import math
 import sys
-import tracemalloc
+
 import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from scratchformers.exercises.checks.memory import peak_bytes_allocated
+from scratchformers.exercises.checks.tolerances import FP64_ATOL
 from scratchformers.reference import np_flash_attention as tiled
 from scratchformers.reference.np_attention import attention_backward, attention_forward, visibility_mask
 from scratchformers.reference.np_tiles import rand
 from twins import ROOT, assert_same_as_kernel, assert_twins_in_order
 
-TEXTBOOK_ATOL = 1e-10
 
 
 def visibility(Tq: int, Tk: int, causal: bool, key_lens: np.ndarray | None, B: int) -> np.ndarray:
@@ -59,9 +60,9 @@ def torch_attention(q, k, v, do, visible, scale, keep=None, p=0.0) -> list[np.nd
 
 
 def run_tiled(q, k, v, do, key_lens, causal, scale, dropout_p=0.0, seed=None, block_m=16, block_n=16):
-    out, lse = tiled.attention_forward(q, k, v, key_lens, causal, scale, dropout_p, seed, block_m=block_m,
+    out, lse = tiled.flash_attention_forward(q, k, v, key_lens, causal, scale, dropout_p, seed, block_m=block_m,
                                        block_n=block_n)
-    grads = tiled.attention_backward(do, q, k, v, out, lse, key_lens, causal, scale, dropout_p, seed,
+    grads = tiled.flash_attention_backward(do, q, k, v, out, lse, key_lens, causal, scale, dropout_p, seed,
                                      block_m=block_m, block_n=block_n)
     return [out, lse, *grads]
 
@@ -101,11 +102,11 @@ def check_against_the_textbook(B, H, Tq, Tk, D, causal, key_lens, block_m, block
     got = run_tiled(q, k, v, do, key_lens, causal, scale, block_m=block_m, block_n=block_n)
 
     visible = visibility(Tq, Tk, causal, key_lens, B)
-    assert_all_close(got, torch_attention(q, k, v, do, visible, scale), TEXTBOOK_ATOL)
+    assert_all_close(got, torch_attention(q, k, v, do, visible, scale), FP64_ATOL)
     mask = None if key_lens is None else (np.arange(Tk)[None, :] < key_lens[:, None]).astype(np.int64)
     out, _, cache = attention_forward(q, k, v, causal, mask)
     plain = [out, *attention_backward(do, cache)]
-    assert_all_close([got[0], *got[2:]], plain, TEXTBOOK_ATOL, names=("out", "dq", "dk", "dv"))
+    assert_all_close([got[0], *got[2:]], plain, FP64_ATOL, names=("out", "dq", "dk", "dv"))
 
 
 @settings(max_examples=25, deadline=None)
@@ -136,7 +137,7 @@ def test_dropout_equals_torch_autograd_with_the_philox_mask(case, block_m, block
     got = run_tiled(q, k, v, do, key_lens, causal, 0.5, p, case["seed"], block_m, block_n)
     keep = keep_mask(B, H, Tq, Tk, p, case["seed"])
     want = torch_attention(q, k, v, do, visibility(Tq, Tk, causal, key_lens, B), 0.5, keep, p)
-    assert_all_close(got, want, TEXTBOOK_ATOL)
+    assert_all_close(got, want, FP64_ATOL)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -150,8 +151,8 @@ def interpreted() -> bool:
 
 
 def kernel_attention(q, k, v, do, key_lens, causal, scale, dropout_p, seed, block_m, block_n) -> list[np.ndarray]:
-    from scratchformers.kernels.flash_attention import attention_backward as kernel_backward
-    from scratchformers.kernels.flash_attention import attention_forward as kernel_forward
+    from scratchformers.kernels.flash_attention import flash_attention_backward as kernel_backward
+    from scratchformers.kernels.flash_attention import flash_attention_forward as kernel_forward
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     q, k, v, do = (torch.tensor(t, device=device) for t in (q, k, v, do))
@@ -194,7 +195,7 @@ def test_schedule_visits_exactly_the_blocks_with_visible_pairs(case, block_m, bl
     query rows); every other block with a visible pair is visited with the mask."""
     B, Tq, Tk, causal, key_lens = (case[n] for n in ("B", "Tq", "Tk", "causal", "key_lens"))
     q, k, v, _ = inputs(B, 1, Tq, Tk, 2, case["seed"])
-    *_, trace = tiled.attention_forward(q, k, v, key_lens, causal, 1.0, block_m=block_m, block_n=block_n,
+    *_, trace = tiled.flash_attention_forward(q, k, v, key_lens, causal, 1.0, block_m=block_m, block_n=block_n,
                                         return_trace=True)
     visible = visibility(Tq, Tk, causal, key_lens, B)[:, 0]  # (B, Tq, Tk)
     for b in range(B):
@@ -214,7 +215,7 @@ def test_schedule_visits_exactly_the_blocks_with_visible_pairs(case, block_m, bl
 
 def test_causal_schedule_is_the_block_lower_triangle():
     q = k = v = np.ones((1, 1, 64, 8))
-    *_, trace = tiled.attention_forward(q, k, v, None, True, 1.0, return_trace=True)
+    *_, trace = tiled.flash_attention_forward(q, k, v, None, True, 1.0, return_trace=True)
     S, M, F = trace.SKIPPED, trace.MASKED, trace.FULL
     assert trace.schedule().tolist() == [[M, S, S, S], [F, M, S, S], [F, F, M, S], [F, F, F, M]]
 
@@ -223,7 +224,8 @@ def test_online_softmax_converges_to_the_row_log_sum_exp():
     """m_i never decreases, the running sum of exponentials Σ exp2(s - m_i) · 2^m_i grows with every key block, and
     after the last block m_i + log2(l_i) is the row's log-sum-exp (base 2)."""
     q, k, v, _ = inputs(1, 1, 40, 56, 8, seed=3)
-    out, lse, trace = tiled.attention_forward(q, k, v, None, True, 8**-0.5, block_m=8, block_n=8, return_trace=True)
+    out, lse, trace = tiled.flash_attention_forward(q, k, v, None, True, 8**-0.5, block_m=8, block_n=8,
+                                                    return_trace=True)
     scores = (q[0, 0] @ k[0, 0].T) * 8**-0.5 * tiled.LOG2E  # (Tq, Tk), base 2
     for row in (0, 7, 21, 39):
         starts, m, l = trace.history(row)
@@ -238,17 +240,6 @@ def test_online_softmax_converges_to_the_row_log_sum_exp():
 # Memory: the point of the algorithm
 # ----------------------------------------------------------------------------------------------------------------------
 
-def peak_bytes_allocated(fn) -> int:
-    """The most memory held at once while fn ran, above what was allocated before it. tracemalloc sees every NumPy
-    array buffer (and Python's own small objects, whose free lists and uncollected garbage add a few tens of KiB)."""
-    tracemalloc.start()
-    try:
-        fn()
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-
-
 @pytest.mark.parametrize("causal", [False, True])
 def test_forward_allocates_nothing_of_size_tq_by_tk(causal):
     """Everything the forward allocates beyond its outputs stays far below one T x T float64 matrix (8 MiB at
@@ -256,7 +247,7 @@ def test_forward_allocates_nothing_of_size_tq_by_tk(causal):
     T, D = 1024, 16
     q, k, v, _ = inputs(1, 1, T, T, D, seed=T)
     lens = np.array([T - 5])  # padding: the masked loads run too
-    peak = peak_bytes_allocated(lambda: tiled.attention_forward(q, k, v, lens, causal, 0.25))
+    peak, _ = peak_bytes_allocated(lambda: tiled.flash_attention_forward(q, k, v, lens, causal, 0.25))
     extra = peak - q.nbytes - T * 8  # minus O and LSE
     assert extra <= T * T * 8 // 32, f"{extra} bytes"
 
@@ -302,8 +293,8 @@ def test_forward_working_set_is_bounded_by_the_blocks(causal):
     q, k, v, _ = inputs(1, 2, T, T, D, seed=1)
     lens = np.array([T - 3])
     for block_m, block_n in ((16, 16), (32, 8)):
-        largest = largest_intermediate(lambda: tiled.attention_forward(
-            q, k, v, lens, causal, 0.5, block_m=block_m, block_n=block_n), "attention_forward")
+        largest = largest_intermediate(lambda: tiled.flash_attention_forward(
+            q, k, v, lens, causal, 0.5, block_m=block_m, block_n=block_n), "flash_attention_forward")
         assert largest == max(block_m * block_n, block_m * D, block_n * D), (block_m, block_n, largest)
 
 
@@ -323,4 +314,4 @@ def test_bad_inputs_are_one_line_errors(change, message):
                      causal=True, scale=1.0) | change
     block_m = arguments.pop("block_m", 16)
     with pytest.raises(ValueError, match=message):
-        tiled.attention_forward(**arguments, block_m=block_m)
+        tiled.flash_attention_forward(**arguments, block_m=block_m)

@@ -13,6 +13,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from scratchformers.exercises.checks import oracles
+from scratchformers.exercises.checks.strategies import row_shapes
+from scratchformers.exercises.checks.tolerances import FP64_ATOL
 from scratchformers.reference import np_tiled_layernorm as tiled_layernorm
 from scratchformers.reference import np_tiled_softmax as tiled_softmax
 from scratchformers.reference.np_layernorm import layer_norm_backward, layer_norm_forward
@@ -20,7 +23,6 @@ from scratchformers.reference.np_softmax import softmax_backward, softmax_forwar
 from scratchformers.reference.np_tiles import next_power_of_2
 from twins import assert_same_as_kernel, assert_twins_in_order
 
-TEXTBOOK_ATOL = 1e-10
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
 
@@ -28,7 +30,7 @@ def assert_close(got: list[np.ndarray], want: list[np.ndarray], names: tuple[str
     for name, g, w in zip(names, got, want, strict=True):
         assert g.shape == w.shape and g.dtype == w.dtype, name
         err = np.abs(g - w).max(initial=0.0)
-        assert err <= TEXTBOOK_ATOL, f"{name}: max abs error {err:.3g}"
+        assert err <= FP64_ATOL, f"{name}: max abs error {err:.3g}"
 
 
 def kernel_rows_per_program(N: int) -> int:
@@ -50,8 +52,7 @@ def interpreted() -> bool:
     return INTERPRET
 
 
-shapes = st.lists(st.integers(1, 6), min_size=1, max_size=3).flatmap(
-    lambda lead: st.integers(1, 70).map(lambda n: (*lead, n)))
+shapes = row_shapes(lead_dims=3, lead=6, last=70)
 rows_per_program = st.sampled_from([None, 1, 2, 4, 8])  # None: the kernel's own choice, which the twin is told
 
 
@@ -70,8 +71,7 @@ def softmax_inputs(shape: tuple[int, ...], hidden: float, seed: int, dtype=np.fl
 def torch_softmax(x: np.ndarray, dy: np.ndarray) -> list[np.ndarray]:
     """y and dx by torch autograd; rows that are all -inf give 0 (the kernel's convention), not NaN."""
     xt = torch.tensor(x, requires_grad=True)
-    empty = (xt == -torch.inf).all(-1, keepdim=True)
-    y = torch.softmax(xt.masked_fill(empty, 0.0), dim=-1).masked_fill(empty, 0.0)
+    y = oracles.softmax(xt)
     y.backward(torch.tensor(dy))
     return [y.detach().numpy(), xt.grad.numpy()]
 
@@ -81,11 +81,11 @@ def torch_softmax(x: np.ndarray, dy: np.ndarray) -> list[np.ndarray]:
 def test_softmax_equals_plain_numpy_and_torch_autograd(shape, hidden, block_m, seed):
     x, dy = softmax_inputs(shape, hidden, seed)
     y = tiled_softmax.softmax_forward(x, block_m=block_m)
-    got = [y, tiled_softmax.softmax_backward(y, dy, block_m=block_m)]
+    got = [y, tiled_softmax.softmax_backward(dy, y, block_m=block_m)]
     assert_close(got, torch_softmax(x, dy), ("y", "dx"))
     kept = np.isfinite(x)
-    plain, cache = softmax_forward(np.where(kept, x, 0.0), kept)
-    assert_close(got, [plain, softmax_backward(dy, cache)], ("y", "dx"))
+    plain = softmax_forward(np.where(kept, x, 0.0), kept)
+    assert_close(got, [plain, softmax_backward(dy, plain)], ("y", "dx"))
 
 
 @settings(max_examples=12, deadline=None)
@@ -96,10 +96,10 @@ def test_softmax_equals_the_triton_kernel(shape, hidden, block_m, seed):
 
     x, dy = softmax_inputs(shape, hidden, seed, np.float32)
     y_kernel = kernel_forward(torch.tensor(x, device=DEVICE), block_m=block_m)
-    dx_kernel = kernel_backward(y_kernel, torch.tensor(dy, device=DEVICE), block_m=block_m)
+    dx_kernel = kernel_backward(torch.tensor(dy, device=DEVICE), y_kernel, block_m=block_m)
     block_m = block_m or kernel_rows_per_program(shape[-1])
     y = tiled_softmax.softmax_forward(x, block_m=block_m)
-    got = [y, tiled_softmax.softmax_backward(y, dy, block_m=block_m)]
+    got = [y, tiled_softmax.softmax_backward(dy, y, block_m=block_m)]
     assert_same_as_kernel(got, [y_kernel.cpu().numpy(), dx_kernel.cpu().numpy()], ("y", "dx"), interpreted())
 
 
@@ -132,14 +132,15 @@ def torch_layer_norm(x, weight, bias, dy, eps=1e-5) -> list[np.ndarray]:
        num_programs=st.integers(1, 5), seed=st.integers(0, 2**16))
 def test_layernorm_equals_plain_numpy_and_torch_autograd(shape, offset, has_bias, block_m, num_programs, seed):
     x, weight, bias, dy = layernorm_inputs(shape, offset, has_bias, seed)
-    y, mean, rstd = tiled_layernorm.layernorm_forward(x, weight, bias, 1e-5, block_m=block_m)
-    dx, dw, db = tiled_layernorm.layernorm_backward(dy, x, weight, mean, rstd, block_m=block_m,
+    y, mean, rstd = tiled_layernorm.layer_norm_forward(x, weight, bias, 1e-5, block_m=block_m)
+    dx, dw, db = tiled_layernorm.layer_norm_backward(dy, x, weight, mean, rstd, block_m=block_m,
                                                     num_programs=num_programs)
     names = ("y", "dx", "dw") + (("db",) if has_bias else ())
     want = torch_layer_norm(x, weight, bias, dy)
     assert_close([y, dx, dw, db][:len(names)], want[:len(names)], names)
-    plain, cache = layer_norm_forward(x, weight, bias)
-    plain_dx, plain_dw, plain_db = layer_norm_backward(dy, cache)
+    plain, plain_mean, plain_rstd = layer_norm_forward(x, weight, bias)
+    assert_close([mean, rstd], [plain_mean[..., 0].reshape(-1), plain_rstd[..., 0].reshape(-1)], ("mean", "rstd"))
+    plain_dx, plain_dw, plain_db = layer_norm_backward(dy, x, weight, plain_mean, plain_rstd)
     assert_close([y, dx, dw, db][:len(names)], [plain, plain_dx, plain_dw, plain_db][:len(names)], names)
 
 
@@ -147,7 +148,7 @@ def test_layernorm_of_a_constant_row_is_exactly_the_bias():
     """The correction pass makes the mean of a constant row exact in float32, so x - mean = 0 and y = b exactly."""
     x = np.full((3, 768), 1000.1, dtype=np.float32)
     weight, bias = np.ones(768, np.float32), np.arange(768, dtype=np.float32)
-    y, mean, _ = tiled_layernorm.layernorm_forward(x, weight, bias, 1e-5)
+    y, mean, _ = tiled_layernorm.layer_norm_forward(x, weight, bias, 1e-5)
     assert np.array_equal(mean, x[:, 0]) and np.array_equal(y, np.broadcast_to(bias, y.shape))
 
 
@@ -157,8 +158,8 @@ def test_layernorm_of_a_constant_row_is_exactly_the_bias():
 def test_layernorm_equals_the_triton_kernel(shape, offset, has_bias, block_m, num_programs, seed):
     """G <= 4 partial rows: the host's final sum over them is torch's, which adds up to 4 rows one after another
     (as NumPy does); from 5 rows on it groups them otherwise and the last bit of dw, db may differ."""
-    from scratchformers.kernels.layernorm import layernorm_backward as kernel_backward
-    from scratchformers.kernels.layernorm import layernorm_forward as kernel_forward
+    from scratchformers.kernels.layernorm import layer_norm_backward as kernel_backward
+    from scratchformers.kernels.layernorm import layer_norm_forward as kernel_forward
 
     x, weight, bias, dy = layernorm_inputs(shape, offset, has_bias, seed, np.float32)
     x_, weight_, bias_, dy_ = (None if a is None else torch.tensor(a, device=DEVICE) for a in (x, weight, bias, dy))
@@ -167,8 +168,8 @@ def test_layernorm_equals_the_triton_kernel(shape, offset, has_bias, block_m, nu
                                               num_programs=num_programs)]
     block_m = block_m or kernel_rows_per_program(shape[-1])
     num_programs = num_programs or kernel_programs(x.size // shape[-1], block_m)
-    y, mean, rstd = tiled_layernorm.layernorm_forward(x, weight, bias, 1e-5, block_m=block_m)
-    got = [y, mean, rstd, *tiled_layernorm.layernorm_backward(dy, x, weight, mean, rstd, block_m=block_m,
+    y, mean, rstd = tiled_layernorm.layer_norm_forward(x, weight, bias, 1e-5, block_m=block_m)
+    got = [y, mean, rstd, *tiled_layernorm.layer_norm_backward(dy, x, weight, mean, rstd, block_m=block_m,
                                                              num_programs=num_programs)]
     assert_same_as_kernel(got, [t.cpu().numpy() for t in kernel], ("y", "mean", "rstd", "dx", "dw", "db"),
                           interpreted())

@@ -11,6 +11,9 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from scratchformers.exercises.checks import oracles
+from scratchformers.exercises.checks.strategies import attention_sizes, row_shapes, seeds
+from scratchformers.exercises.checks.tolerances import FP64_ATOL
 from scratchformers.reference.attention import visibility_mask as torch_visibility_mask
 from scratchformers.reference.np_attention import (
     attention_backward,
@@ -27,12 +30,10 @@ from scratchformers.reference.np_linear import linear_backward, linear_forward, 
 from scratchformers.reference.np_positional import embedding_backward, embedding_forward, sinusoidal_positions
 from scratchformers.reference.np_softmax import softmax_backward, softmax_forward
 
-TOL = 1e-10
 EXAMPLES = settings(max_examples=30, deadline=None)
-seeds = st.integers(0, 2**32 - 1)
 
 
-def assert_close(actual: np.ndarray, expected: torch.Tensor | np.ndarray, tol: float = TOL) -> None:
+def assert_close(actual: np.ndarray, expected: torch.Tensor | np.ndarray, tol: float = FP64_ATOL) -> None:
     expected = expected.detach().numpy() if isinstance(expected, torch.Tensor) else expected
     assert actual.shape == expected.shape
     assert np.all(np.isfinite(actual))
@@ -44,30 +45,6 @@ def leaf(a: np.ndarray) -> torch.Tensor:
     return torch.tensor(a, requires_grad=True)
 
 
-def padding_mask(rng: np.random.Generator, batch: int, tk: int) -> np.ndarray:
-    """(B, Tk) with 1 = real token: each row has a random number of real tokens (0 … Tk), padded left or right."""
-    mask = np.zeros((batch, tk), dtype=np.int64)
-    for b in range(batch):
-        n_real = rng.integers(0, tk + 1)
-        if rng.random() < 0.5:
-            mask[b, :n_real] = 1
-        else:
-            mask[b, tk - n_real :] = 1
-    return mask
-
-
-def torch_allowed(batch: int, tq: int, tk: int, causal: bool, pad: np.ndarray | None) -> torch.Tensor:
-    """The "may attend" mask (B, 1, Tq, Tk) of the torch reference (scratchformers.reference.attention)."""
-    mask = torch_visibility_mask(tq, tk, causal=causal, attention_mask=None if pad is None else torch.tensor(pad))
-    return torch.ones(batch, 1, tq, tk, dtype=torch.bool) if mask is None else mask.expand(batch, 1, tq, tk)
-
-
-def torch_masked_softmax(x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
-    """F.softmax with masked entries at the most negative float; fully masked rows multiplied to zero."""
-    y = F.softmax(x.masked_fill(~allowed, torch.finfo(x.dtype).min), dim=-1)
-    return y * allowed.any(dim=-1, keepdim=True)
-
-
 def attention_params(rng: np.random.Generator, c: int) -> list[np.ndarray]:
     """c_attn weight (3C, C) and bias (3C,), c_proj weight (C, C) and bias (C,)."""
     scale = 1 / math.sqrt(c)
@@ -76,7 +53,7 @@ def attention_params(rng: np.random.Generator, c: int) -> list[np.ndarray]:
 
 
 def torch_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, allowed: torch.Tensor):
-    weights = torch_masked_softmax(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]), allowed)
+    weights = oracles.masked_softmax(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]), allowed)
     return weights @ v, weights
 
 
@@ -84,21 +61,20 @@ def torch_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, allowed: 
 
 
 @EXAMPLES
-@given(lead=st.lists(st.integers(1, 4), min_size=0, max_size=3), n=st.integers(1, 8), masked=st.booleans(), seed=seeds)
-def test_softmax_matches_torch(lead: list[int], n: int, masked: bool, seed: int) -> None:
+@given(shape=row_shapes(), masked=st.booleans(), seed=seeds)
+def test_softmax_matches_torch(shape: tuple[int, ...], masked: bool, seed: int) -> None:
     rng = np.random.default_rng(seed)
-    shape = (*lead, n)
     x = rng.normal(size=shape) * rng.uniform(0.1, 20)
     dy = rng.normal(size=shape)
     mask = rng.random(shape) < 0.6 if masked else None
     if masked and mask.ndim > 1:
         mask[(0,) * (mask.ndim - 1)] = False  # at least one fully masked row
 
-    y, cache = softmax_forward(x, mask)
-    dx = softmax_backward(dy, cache)
+    y = softmax_forward(x, mask)
+    dx = softmax_backward(dy, y)
 
     xt = leaf(x)
-    yt = torch_masked_softmax(xt, torch.tensor(mask)) if masked else F.softmax(xt, dim=-1)
+    yt = oracles.masked_softmax(xt, torch.tensor(mask)) if masked else F.softmax(xt, dim=-1)
     yt.backward(torch.tensor(dy))
     assert_close(y, yt)
     assert_close(dx, xt.grad)
@@ -109,10 +85,10 @@ def test_softmax_matches_torch(lead: list[int], n: int, masked: bool, seed: int)
 
 def test_softmax_is_numerically_stable() -> None:
     x = np.array([[1000.0, 1001.0, 1002.0], [-1000.0, -1001.0, -1002.0]])
-    y, _ = softmax_forward(x)
+    y = softmax_forward(x)
     assert_close(y, F.softmax(torch.tensor(x), dim=-1), tol=1e-15)
     with np.errstate(all="raise", under="ignore"):
-        y32, _ = softmax_forward(x.astype(np.float32) * 100)
+        y32 = softmax_forward(x.astype(np.float32) * 100)
     assert y32.dtype == np.float32 and np.all(np.isfinite(y32))
 
 
@@ -120,8 +96,8 @@ def test_softmax_fully_masked_rows_are_zero_without_warnings() -> None:
     x = np.random.default_rng(0).normal(size=(3, 4))
     mask = np.array([[True, False, True, True], [False] * 4, [False, False, False, True]])
     with np.errstate(all="raise", under="ignore"):
-        y, cache = softmax_forward(x, mask)
-        dx = softmax_backward(np.ones_like(x), cache)
+        y = softmax_forward(x, mask)
+        dx = softmax_backward(np.ones_like(x), y)
     assert np.all(y[1] == 0) and np.all(dx[1] == 0)
     assert y[2, 3] == 1.0
     assert np.allclose(y.sum(-1), [1, 0, 1])
@@ -131,37 +107,33 @@ def test_softmax_fully_masked_rows_are_zero_without_warnings() -> None:
 
 
 @EXAMPLES
-@given(lead=st.lists(st.integers(1, 4), min_size=0, max_size=2), c=st.integers(1, 16), bias=st.booleans(), seed=seeds)
-def test_layer_norm_matches_torch(lead: list[int], c: int, bias: bool, seed: int) -> None:
+@given(shape=row_shapes(lead_dims=2, lead=4, last=16), has_bias=st.booleans(), seed=seeds)
+def test_layer_norm_matches_torch(shape: tuple[int, ...], has_bias: bool, seed: int) -> None:
     rng = np.random.default_rng(seed)
-    shape = (*lead, c)
+    c = shape[-1]
     x = rng.normal(size=shape) * rng.uniform(0.01, 10) + rng.normal()
-    gamma, beta = rng.normal(size=c), (rng.normal(size=c) if bias else None)
+    weight, bias = rng.normal(size=c), (rng.normal(size=c) if has_bias else None)
     dy = rng.normal(size=shape)
 
-    y, cache = layer_norm_forward(x, gamma, beta)
-    dx, dgamma, dbeta = layer_norm_backward(dy, cache)
+    y, mean, rstd = layer_norm_forward(x, weight, bias)
+    dx, dweight, dbias = layer_norm_backward(dy, x, weight, mean, rstd)
 
-    xt, gt = leaf(x), leaf(gamma)
-    bt = leaf(beta) if bias else None
-    yt = F.layer_norm(xt, (c,), gt, bt, eps=1e-5)
+    xt, wt = leaf(x), leaf(weight)
+    bt = leaf(bias) if has_bias else None
+    yt = F.layer_norm(xt, (c,), wt, bt, eps=1e-5)
     yt.backward(torch.tensor(dy))
     assert_close(y, yt)
+    assert_close(mean, xt.mean(-1, keepdim=True))
     assert_close(dx, xt.grad)
-    assert_close(dgamma, gt.grad)
-    if bias:
-        assert_close(dbeta, bt.grad)
-    else:
-        assert dbeta is None
+    assert_close(dweight, wt.grad)
+    assert_close(dbias, dy.sum(axis=tuple(range(len(shape) - 1))))  # a LayerNorm without bias ignores it
+    if has_bias:
+        assert_close(dbias, bt.grad)
 
 
 @EXAMPLES
-@given(
-    shape=st.lists(st.integers(1, 6), min_size=1, max_size=3),
-    approximate=st.sampled_from(["tanh", "none"]),
-    seed=seeds,
-)
-def test_gelu_matches_torch(shape: list[int], approximate: str, seed: int) -> None:
+@given(shape=row_shapes(lead_dims=2, lead=6, last=6), approximate=st.sampled_from(["tanh", "none"]), seed=seeds)
+def test_gelu_matches_torch(shape: tuple[int, ...], approximate: str, seed: int) -> None:
     rng = np.random.default_rng(seed)
     x = rng.normal(size=shape) * 4
     dy = rng.normal(size=shape)
@@ -233,28 +205,19 @@ def test_mlp_matches_torch(lead: list[int], c: int, f: int, seed: int) -> None:
 
 
 @EXAMPLES
-@given(
-    b=st.integers(1, 3),
-    h=st.integers(1, 3),
-    tq=st.integers(1, 6),
-    tk=st.integers(1, 6),
-    d=st.integers(1, 5),
-    dv=st.integers(1, 5),
-    causal=st.booleans(),
-    padded=st.booleans(),
-    seed=seeds,
-)
-def test_attention_matches_torch(b, h, tq, tk, d, dv, causal, padded, seed) -> None:
+@given(sizes=attention_sizes(), dv=st.integers(1, 5), causal=st.booleans(), padded=st.booleans(), seed=seeds)
+def test_attention_matches_torch(sizes, dv, causal, padded, seed) -> None:
+    b, h, tq, tk, d = (sizes[name] for name in ("B", "H", "Tq", "Tk", "D"))
     rng = np.random.default_rng(seed)
     q, k, v = rng.normal(size=(b, h, tq, d)), rng.normal(size=(b, h, tk, d)), rng.normal(size=(b, h, tk, dv))
     dout = rng.normal(size=(b, h, tq, dv))
-    pad = padding_mask(rng, b, tk) if padded else None
+    pad = oracles.padding_mask(rng, b, tk) if padded else None
 
     with np.errstate(divide="raise", invalid="raise", over="raise"):
         out, weights, cache = attention_forward(q, k, v, causal=causal, attention_mask=pad)
         dq, dk, dv_ = attention_backward(dout, cache)
 
-    allowed = torch_allowed(b, tq, tk, causal, pad)
+    allowed = oracles.allowed(b, tq, tk, causal, pad)
     qt, kt, vt = leaf(q), leaf(k), leaf(v)
     out_t, weights_t = torch_attention(qt, kt, vt, allowed)
     out_t.backward(torch.tensor(dout))
@@ -293,7 +256,7 @@ def test_causal_mask_is_bottom_right_aligned() -> None:
        seed=seeds)
 def test_the_numpy_mask_is_the_torch_mask(b, tq, tk, causal, padded, seed) -> None:
     """One mask, two spellings: the NumPy visibility_mask equals the torch reference's, shape and values."""
-    pad = padding_mask(np.random.default_rng(seed), b, tk) if padded else None
+    pad = oracles.padding_mask(np.random.default_rng(seed), b, tk) if padded else None
     got = visibility_mask(tq, tk, causal=causal, attention_mask=pad)
     want = torch_visibility_mask(tq, tk, causal=causal, attention_mask=None if pad is None else torch.tensor(pad))
     assert (got is None) == (want is None) == (not causal and not padded)
@@ -342,7 +305,7 @@ def test_multi_head_attention_matches_torch(b, t, h, d, causal, padded, seed) ->
     c = h * d
     x, dout = rng.normal(size=(b, t, c)), rng.normal(size=(b, t, c))
     params = attention_params(rng, c)
-    pad = padding_mask(rng, b, t) if padded else None
+    pad = oracles.padding_mask(rng, b, t) if padded else None
 
     with np.errstate(divide="raise", invalid="raise", over="raise"):
         out, weights, cache = multi_head_attention_forward(x, *params, num_heads=h, causal=causal, attention_mask=pad)
@@ -351,7 +314,7 @@ def test_multi_head_attention_matches_torch(b, t, h, d, causal, padded, seed) ->
     xt, *pt = (leaf(a) for a in (x, *params))
     q, k, v = F.linear(xt, pt[0], pt[1]).split(c, dim=-1)
     q, k, v = (z.view(b, t, h, d).transpose(1, 2) for z in (q, k, v))
-    y, weights_t = torch_attention(q, k, v, torch_allowed(b, t, t, causal, pad))
+    y, weights_t = torch_attention(q, k, v, oracles.allowed(b, t, t, causal, pad))
     out_t = F.linear(y.transpose(1, 2).reshape(b, t, c), pt[2], pt[3])
     out_t.backward(torch.tensor(dout))
     assert_close(out, out_t)
@@ -378,12 +341,7 @@ def test_multi_head_attention_on_an_all_padding_sequence() -> None:
 @pytest.mark.parametrize("max_len, dim", [(7, 6), (5, 1), (9, 7), (50, 32)])
 def test_sinusoidal_positions_follow_the_paper(max_len: int, dim: int) -> None:
     table = sinusoidal_positions(max_len, dim)
-    expected = np.zeros((max_len, dim))
-    for pos in range(max_len):
-        for j in range(dim):
-            angle = pos / 10000 ** (2 * (j // 2) / dim)
-            expected[pos, j] = math.sin(angle) if j % 2 == 0 else math.cos(angle)
-    assert_close(table, expected, tol=1e-12)
+    assert_close(table, oracles.sinusoidal_positions(max_len, dim), tol=1e-12)
     assert sinusoidal_positions(max_len, dim, dtype=np.float32).dtype == np.float32
 
 
@@ -419,12 +377,13 @@ def test_float32_stays_float32() -> None:
     for approximate in ("tanh", "none"):
         y, cache = gelu_forward(x, approximate)
         assert y.dtype == gelu_backward(y, cache).dtype == np.float32
-    y, cache = layer_norm_forward(x, p32[3], p32[3])
-    assert y.dtype == np.float32 and all(g.dtype == np.float32 for g in layer_norm_backward(y, cache))
+    y, mean, rstd = layer_norm_forward(x, p32[3], p32[3])
+    assert y.dtype == mean.dtype == rstd.dtype == np.float32
+    assert all(g.dtype == np.float32 for g in layer_norm_backward(y, x, p32[3], mean, rstd))
     y, cache = mlp_forward(x, p32[0], p32[1], p32[0].T.copy(), p32[3])
     assert y.dtype == np.float32 and all(g.dtype == np.float32 for g in mlp_backward(y, cache))
-    y, cache = softmax_forward(x)
-    assert y.dtype == softmax_backward(y, cache).dtype == np.float32
+    y = softmax_forward(x)
+    assert y.dtype == softmax_backward(y, y).dtype == np.float32
 
 
 def test_bad_inputs_give_clear_errors() -> None:
@@ -444,7 +403,7 @@ def test_bad_inputs_give_clear_errors() -> None:
         linear_forward(x, np.zeros((4, 5)))
     with pytest.raises(ValueError, match="bias must have shape"):
         linear_forward(x, np.zeros((5, 4)), np.zeros(4))
-    with pytest.raises(ValueError, match="gamma and beta"):
+    with pytest.raises(ValueError, match="weight and bias"):
         layer_norm_forward(x, np.ones(3), np.zeros(3))
     with pytest.raises(ValueError, match="approximate"):
         gelu_forward(x, "erf")

@@ -15,7 +15,7 @@ from scratchformers.train.data import TINY_CHARS, shakespeare
 
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-FOLDERS = ("reference", "fast", "kernels", "train")
+FOLDERS = ("reference", "fast", "kernels", "train", "exercises")
 
 
 def test_mapped_packages_import() -> None:
@@ -54,11 +54,16 @@ def test_bare_checkout_imports_with_only_pythonpath(bare_checkout: pathlib.Path,
     """A copy of the tracked files, nothing installed from it: PYTHONPATH=<copy> is enough for scratchformers.*, and
     every module comes from the copy (not from an installed or editable scratchformers)."""
     probe = ("import pathlib, scratchformers, scratchformers.reference.model as m, scratchformers.fast.attention as a, "
-             "scratchformers.kernels.softmax as k, scratchformers.train.trainer as t\n"
-             "for mod in (scratchformers, m, a, k, t): assert pathlib.Path(mod.__file__).is_relative_to(%r), mod\n"
+             "scratchformers.kernels.softmax as k, scratchformers.train.trainer as t, "
+             "scratchformers.exercises.checks.core as e\n"
+             "for mod in (scratchformers, m, a, k, t, e): assert pathlib.Path(mod.__file__).is_relative_to(%r), mod\n"
              % str(bare_checkout))
     env = {**os.environ, "PYTHONPATH": str(bare_checkout)}
     subprocess.run([sys.executable, "-c", probe], check=True, cwd=tmp_path, env=env)
+    solution = bare_checkout / "tests" / "exercises" / "reference" / "softmax.py"
+    check = subprocess.run([sys.executable, "-m", "scratchformers", "check", "softmax", str(solution)], cwd=tmp_path,
+                           env=env, capture_output=True, text=True)
+    assert check.returncode == 0 and "all 3 checks pass" in check.stdout, check.stdout + check.stderr
 
 
 def test_shipped_gpt2_files_match_tiktoken_hashes() -> None:
@@ -116,6 +121,9 @@ def test_wheel_installs_the_mapped_folders_and_data(tmp_path) -> None:
         "(script,) = entry_points(group='console_scripts', name='scratchformers')\n"
         "from scratchformers.train.cli import COMMANDS, build_parser, main\n"
         "assert script.load() is main and build_parser().prog == 'scratchformers' and 'train' in COMMANDS\n"
+        "from scratchformers.exercises.checks import catalogue\n"
+        "assert all('NotImplementedError' in catalogue.stub(name).read_text() for name in catalogue.ORDER)\n"
+        "assert all(catalogue.exercise(name).checks for name in catalogue.ORDER)\n"
         % str(target)
     )
     env = {**os.environ, "PYTHONPATH": str(target)}

@@ -56,8 +56,9 @@ class KernelCalls:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.calls: Counter[str] = Counter()
         self.dtypes: dict[str, set[torch.dtype]] = {}
-        for module, name in ((attention_kernels, "attention_forward"), (attention_kernels, "attention_backward"),
-                             (layernorm_kernels, "layernorm_forward"), (layernorm_kernels, "layernorm_backward")):
+        for module, name in ((attention_kernels, "flash_attention_forward"),
+                             (attention_kernels, "flash_attention_backward"),
+                             (layernorm_kernels, "layer_norm_forward"), (layernorm_kernels, "layer_norm_backward")):
             monkeypatch.setattr(module, name, self._counting(name, getattr(module, name)))
 
     def _counting(self, name: str, launch):
@@ -117,10 +118,11 @@ def rehearse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.Cap
     assert {k: config[k] for k in ("attention", "layernorm", "dtype", "vocab_size", "compile")} == dict(
         attention="fast", layernorm="fast", dtype="bfloat16", vocab_size=preset.vocab_size, compile=compile)
     forwards = MICRO_STEPS + EVALS + SAMPLE_FORWARDS
-    assert kernels.take() == {"attention_forward": LAYERS * forwards, "attention_backward": LAYERS * MICRO_STEPS,
-                              "layernorm_forward": (2 * LAYERS + 1) * forwards,
-                              "layernorm_backward": (2 * LAYERS + 1) * MICRO_STEPS}
-    assert kernels.dtypes["attention_forward"] == {torch.bfloat16}  # autocast: bf16 q, k, v into the kernel
+    assert kernels.take() == {"flash_attention_forward": LAYERS * forwards,
+                              "flash_attention_backward": LAYERS * MICRO_STEPS,
+                              "layer_norm_forward": (2 * LAYERS + 1) * forwards,
+                              "layer_norm_backward": (2 * LAYERS + 1) * MICRO_STEPS}
+    assert kernels.dtypes["flash_attention_forward"] == {torch.bfloat16}  # autocast: bf16 q, k, v into the kernel
     assert "bfloat16 autocast" in out and "global batch 4 windows (1 process × 2 micro-batches × 2 windows)" in out
 
     # The loss falls from ln(50,304) = 10.83 at initialisation, at every evaluation, on fixed batches (slowly: six
@@ -149,7 +151,7 @@ def rehearse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.Cap
     assert all(torch.equal(final["model"][k], final_resumed["model"][k]) for k in final["model"])
     assert (resumed / "samples.txt").read_text() == samples
     resumed_calls = kernels.take()
-    assert resumed_calls["attention_backward"] == LAYERS * MICRO_STEPS // 2  # only steps 4-6 were run again
+    assert resumed_calls["flash_attention_backward"] == LAYERS * MICRO_STEPS // 2  # only steps 4-6 were run again
 
 
 def test_gpt2_owt_rehearsal(tmp_path, monkeypatch, capsys):

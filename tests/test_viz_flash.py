@@ -28,7 +28,7 @@ def test_online_estimates_are_softmaxes_of_the_keys_seen_and_end_at_the_true_sof
     rng = np.random.default_rng(0)
     Tq, Tk, D = 12, 30, 4
     q, k, v = (rng.standard_normal((1, 1, T, D)) for T in (Tq, Tk, Tk))
-    from scratchformers.reference.np_flash_attention import attention_forward as flash_forward
+    from scratchformers.reference.np_flash_attention import flash_attention_forward as flash_forward
 
     lens = None if key_len is None else np.array([key_len])
     _, _, trace = flash_forward(q, k, v, lens, causal, 0.5, block_m=4, block_n=7, return_trace=True)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tolerances import FP32_ATOL
+from scratchformers.exercises.checks.tolerances import FP32_ATOL
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -130,8 +130,8 @@ def attention_training(dtype: torch.dtype, padded: bool, head_dim: int = D) -> C
         lens = torch.full((1,), T, dtype=torch.int32) if padded else None
         out, lse = torch.zeros_like(q), torch.zeros(1, H, T)
         grad = torch.zeros(1, T, H, head_dim, dtype=dtype).transpose(1, 2)  # the gradient of merge_heads' input
-        flash_attention.attention_forward(q, k, v, lens, True, head_dim**-0.5)
-        flash_attention.attention_backward(grad, q, k, v, out, lse, lens, True, head_dim**-0.5)
+        flash_attention.flash_attention_forward(q, k, v, lens, True, head_dim**-0.5)
+        flash_attention.flash_attention_backward(grad, q, k, v, out, lse, lens, True, head_dim**-0.5)
     return run
 
 
@@ -140,7 +140,7 @@ def attention_decoding(dtype: torch.dtype) -> Callable[[], None]:
     def run() -> None:
         q, _, _ = attention_views(dtype, 1)
         cache = torch.zeros(2, 1, H, T, D, dtype=dtype)  # (layers, B, H, max_len, D), keys or values
-        flash_attention.attention_forward(q, cache[0, :, :, :512], cache[1, :, :, :512], None, True, D**-0.5)
+        flash_attention.flash_attention_forward(q, cache[0, :, :, :512], cache[1, :, :, :512], None, True, D**-0.5)
     return run
 
 
@@ -148,8 +148,8 @@ def layer_norm(dtype: torch.dtype) -> Callable[[], None]:
     """LayerNorm forward and backward over (T, 768) with fp32 parameters (under autocast the residual is fp32)."""
     def run() -> None:
         x, w = torch.zeros(T, C, dtype=dtype), torch.ones(C)
-        y, mean, rstd = layernorm.layernorm_forward(x, w, torch.zeros(C), 1e-5)
-        layernorm.layernorm_backward(y, x, w, mean, rstd)
+        y, mean, rstd = layernorm.layer_norm_forward(x, w, torch.zeros(C), 1e-5)
+        layernorm.layer_norm_backward(y, x, w, mean, rstd)
     return run
 
 
@@ -157,7 +157,7 @@ def row_softmax(dtype: torch.dtype) -> Callable[[], None]:
     """Softmax forward and backward over attention scores (H, T, T), as the materialised attention path uses it."""
     def run() -> None:
         x = torch.zeros(1, H, T, T, dtype=dtype)
-        softmax.softmax_backward(softmax.softmax_forward(x), x)
+        softmax.softmax_backward(x, softmax.softmax_forward(x))
     return run
 
 
@@ -181,8 +181,8 @@ CI_SUBSET = {
     ("attention bf16 causal", "_attn_bwd_delta"): "BLOCK_M=64 warps=8 stages=3",
     ("attention bf16 causal", "_attn_bwd_kv"): "BLOCK_M=16 BLOCK_N=64 warps=4 stages=3",
     ("attention bf16 causal", "_attn_bwd_q"): "BLOCK_M=16 BLOCK_N=64 warps=4 stages=3",
-    ("layernorm fp32 768", "_layernorm_fwd"): "BLOCK_M=4 BLOCK_N=1024 warps=4 stages=3",
-    ("layernorm fp32 768", "_layernorm_bwd"): "BLOCK_M=4 BLOCK_N=1024 warps=4 stages=3",
+    ("layernorm fp32 768", "_layer_norm_fwd"): "BLOCK_M=4 BLOCK_N=1024 warps=4 stages=3",
+    ("layernorm fp32 768", "_layer_norm_bwd"): "BLOCK_M=4 BLOCK_N=1024 warps=4 stages=3",
     ("softmax bf16 1024", "_softmax_fwd"): "BLOCK_M=4 BLOCK_N=1024 warps=4 stages=3",
 }
 

@@ -18,6 +18,7 @@ COMMANDS = {
     "sample": "scratchformers.train.commands.sample",
     "plot": "scratchformers.train.commands.plot",
     "bench": "scratchformers.train.commands.bench",
+    "check": "scratchformers.train.commands.check",
 }
 
 

@@ -1,6 +1,10 @@
-"""Tolerances shared by the kernel parity tests (see tests/test_kernels_attention.py for their derivation).
+"""The tolerances of every parity check: the test suite's and ``scratchformers check``'s, defined once here.
 
-* float32: the kernels must match a float64 reference to ``FP32_ATOL`` absolute.
+* float64: a NumPy block (the textbook's or a learner's) must match torch and its autograd in float64 to
+  ``FP64_ATOL`` absolute: the same formula in another order of operations agrees to about 1e-14, so 1e-10 leaves
+  room for long sums and still catches any mistake in the formula.
+* float32: the kernels must match a float64 reference to ``FP32_ATOL`` absolute (see
+  tests/test_kernels_attention.py for the derivation).
 * float16 / bfloat16: at most ``HALF_FACTOR`` times the error torch itself makes computing the same reference in
   that dtype, plus one storage quantum of the largest value, plus ``FLOOR`` for quantities that are exactly 0.
 * flash attention's dQ and dK, in half precision, may in addition carry the exact effect of one rounding that the
@@ -10,6 +14,7 @@ from __future__ import annotations
 
 import torch
 
+FP64_ATOL = 1e-10
 FP32_ATOL = 1e-4
 HALF_FACTOR = 2.0
 FLOOR = 1e-5
