@@ -96,11 +96,13 @@ class Run:
 
 
 def log_points(log_jsonl: Path, started_at: float, kind: str, key: str) -> list[Point]:
-    """``key`` of every ``kind`` record of our training log, timed from ``started_at`` (Unix time)."""
+    """``key`` of every ``kind`` record of our training log, timed from ``started_at`` (Unix time). Records older
+    than the start are an earlier run's (a run refused at start-up leaves the old log in place)."""
     from scratchformers.train.plots import read_log
 
     records = read_log(log_jsonl) if log_jsonl.is_file() else []
-    return [Point(r["time"] - started_at, r["step"], r[key]) for r in records if r.get("kind") == kind]
+    return [Point(r["time"] - started_at, r["step"], r[key]) for r in records
+            if r.get("kind") == kind and r.get("time", 0.0) >= started_at]
 
 
 def eval_points(lines: Sequence[tuple[float, str]]) -> list[Point]:

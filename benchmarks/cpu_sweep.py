@@ -200,7 +200,7 @@ def train_command(args: argparse.Namespace, data_dir: Path, out_dir: Path, knobs
         "train", "--shakespeare-variant", args.variant, "--data-dir", str(data_dir), "--out-dir", str(out_dir),
         *knob_flags(knobs), "--max-steps", str(steps), "--eval-interval", str(eval_interval),
         "--eval-batches", str(eval_batches), "--log-interval", str(log_interval), "--num-threads", str(threads),
-        "--num-samples", str(samples), "--no-plot", "--no-progress",
+        "--num-samples", str(samples), "--no-plot", "--no-progress", "--overwrite",  # the sweep's own folders
     )
 
 
@@ -256,10 +256,33 @@ def cmd_time(args: argparse.Namespace, env: dict[str, str]) -> None:
         save_json(args.out / "timing.json", timing)
 
 
+# Knobs that change the numbers a step computes but not the work it does: candidates that differ only in these
+# run the same step, so `plan --pool` gives them the median of their timings (one timing on a shared VM can be
+# 10-20 % off).
+COST_FREE_KNOBS = ("learning_rate", "schedule", "cooldown_frac", "warmup_steps", "min_lr_factor", "beta2",
+                   "weight_decay", "muon_learning_rate", "muon_momentum", "muon_weight_decay")
+
+
+def pooled(timing: dict[str, Any]) -> dict[str, Any]:
+    """``timing`` with each candidate's step, evaluation and overhead costs replaced by the medians over the
+    candidates that do the same work per step (the same knobs but :data:`COST_FREE_KNOBS`)."""
+    def work(t: dict[str, Any]) -> str:
+        return json.dumps({k: v for k, v in t["knobs"].items() if k not in COST_FREE_KNOBS}, sort_keys=True)
+
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for t in timing.values():
+        groups.setdefault(work(t), []).append(t)
+    costs = ("step_s", "eval_batch_s", "overhead_s")
+    return {key: {**t, **{c: statistics.median(g[c] for g in groups[work(t)]) for c in costs},
+                  "pooled_over": len(groups[work(t)])} for key, t in timing.items()}
+
+
 def cmd_plan(args: argparse.Namespace) -> None:
     timing = load_json(args.out / "timing.json")
     if not timing:
         raise SystemExit(f"no {args.out / 'timing.json'}: run `cpu_sweep.py time` on an idle machine first")
+    if args.pool:
+        timing = pooled(timing)
     plan = {}
     for key, t in timing.items():
         eval_cost = 2 * args.eval_batches * t["eval_batch_s"]
@@ -367,6 +390,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds from start to the last evaluation (default 420)")
     plan_p.add_argument("--evals", type=int, default=5, help="evaluations after step 0 (default 5)")
     plan_p.add_argument("--eval-batches", type=int, default=20, help="batches per split and evaluation (default 20)")
+    plan_p.add_argument("--pool", action="store_true",
+                        help="give candidates that do the same work per step the median of their timings")
     sub.add_parser("report", help="the loss results as a Markdown table")
     args = parser.parse_args(argv)
     args.out = args.out.resolve()  # the runs start in it: their own paths must not be relative to it

@@ -149,7 +149,8 @@ def run_ours(args: argparse.Namespace, data_dir: Path, env: dict[str, str]) -> c
     out_dir = args.work_dir / "runs" / OURS
     command = cpu_runs.scratchformers(
         "train", "--device", "cpu", "--shakespeare-variant", "tiny", "--data-dir", str(data_dir), "--out-dir",
-        str(out_dir), "--num-threads", str(args.threads), "--no-progress", *(QUICK_OURS if args.quick else []),
+        str(out_dir), "--num-threads", str(args.threads), "--no-progress", "--overwrite",  # the benchmark's folder
+        *(QUICK_OURS if args.quick else []),
         *args.ours,
     )
     return cpu_runs.run_stamped(OURS, command, cwd=args.work_dir, env=env, log_path=args.work_dir / "logs" / "ours.log",

@@ -113,6 +113,19 @@ def test_a_muon_candidate_trains_and_reaches_the_report(tmp_path: Path, capsys: 
     assert cpu_sweep.main(["--out", str(out), "report"]) == 0
     row = next(line for line in (out / "sweep.md").read_text().splitlines() if line.startswith("| muon-wsd"))
     assert "--optimizer muon" in row and "--schedule wsd" in row and "--cooldown-frac 0.2" in row
+    # Run again into the same folders: the sweep replaces its own runs (--overwrite) and reads only the new log.
+    first_eval = (out / "runs" / "loss-2" / "muon-wsd+dtype=float32+num_layers=1" / "log.jsonl").read_text()
+    assert cpu_sweep.main(["--out", str(out), "loss", "muon-wsd", "--set", "dtype=float32", "--set", "num_layers=1",
+                           "--steps", "2", "--evals", "1", "--eval-batches", "1"]) == 0
+    again = json.loads((out / "loss.json").read_text())["muon-wsd+dtype=float32+num_layers=1@2"]
+    assert again["returncode"] == 0 and again["final_val"] == result["final_val"]  # same seed, same run
+    assert (out / "runs" / "loss-2" / "muon-wsd+dtype=float32+num_layers=1" / "log.jsonl").read_text() != first_eval
+
+
+def test_an_earlier_runs_log_is_not_read_as_this_ones(tmp_path: Path) -> None:
+    """A run refused at start-up leaves the folder's old log.jsonl: its records predate the process, and are skipped."""
+    stale = [{**record, "time": record["time"] - 3600} for record in OURS_RECORDS]
+    assert our_run(tmp_path, stale).evals == [] and our_run(tmp_path, stale).train == []
 
 
 FAKE_TRAIN = '''
@@ -214,3 +227,16 @@ def test_a_folder_that_is_not_nanogpt_gets_a_one_line_error(tmp_path: Path, caps
     with pytest.raises(SystemExit):
         cpu_vs_nanogpt.main(["--nanogpt", str(tmp_path)])
     assert "not a nanoGPT checkout (no train.py" in capsys.readouterr().err
+
+
+def test_plan_pool_gives_candidates_of_the_same_work_their_median_timing() -> None:
+    """Two Muon rates do the same work per step (their timings differ only by the VM's noise); another batch size
+    does not."""
+    def timed(step_s: float, **knobs) -> dict:
+        return {"knobs": {**cpu_sweep.BASE, **knobs}, "step_s": step_s, "eval_batch_s": 0.01, "overhead_s": 2.0}
+
+    timing = {"a": timed(0.10, muon_learning_rate=0.02), "b": timed(0.14, muon_learning_rate=0.05),
+              "c": timed(0.12, muon_learning_rate=0.03), "d": timed(0.30, batch_size=32)}
+    pooled = cpu_sweep.pooled(timing)
+    assert [pooled[k]["step_s"] for k in "abcd"] == [0.12, 0.12, 0.12, 0.30]
+    assert [pooled[k]["pooled_over"] for k in "abcd"] == [3, 3, 3, 1]
