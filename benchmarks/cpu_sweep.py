@@ -24,7 +24,8 @@ evaluations of ``--eval-batches`` batches; ``loss --planned`` then runs each can
 
 Everything goes to ``--out`` (default ``out/cpu_sweep``): ``timing.json``, ``plan.json``, ``loss.json`` (results
 accumulate across calls, keyed by candidate name plus its ``--set`` values), ``sweep.md`` and the stamped logs.
-The data is our tiny Shakespeare with character tokens (the side-by-side benchmark's); ``--variant full`` uses the
+The data is our tiny Shakespeare with character tokens (the side-by-side benchmark's); ``--tokenizer gpt2`` prepares
+it with GPT-2's tokens (the ``gpt2s-*`` candidates); ``--variant full`` uses the
 full corpus that the default ``scratchformers train`` reads.
 """
 from __future__ import annotations
@@ -58,6 +59,8 @@ DEFAULT: dict[str, Any] = dict(dtype="bfloat16", learning_rate=3e-3)
 MUON: dict[str, Any] = dict(DEFAULT, optimizer="muon", muon_learning_rate=0.02, muon_momentum=0.95,
                             muon_weight_decay=0.0)
 WSD: dict[str, Any] = dict(schedule="wsd", cooldown_frac=0.2, min_lr_factor=0.0)  # the speedrun's: cool down to 0
+GPT2_SMALLER: dict[str, Any] = dict(DEFAULT, num_layers=4, num_heads=4, emb_dim=256, max_len=128, batch_size=8,
+                                    beta2=0.95)
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,13 @@ CANDIDATES: dict[str, Candidate] = {
     "muon-l4c96": Candidate({**MUON, "num_heads": 3, "emb_dim": 96}, "narrower: 0.45 M, more steps"),
     "muon-b8t128": Candidate({**MUON, "batch_size": 8}, "half the tokens per step, twice the steps"),
     "muon-b32t128": Candidate({**MUON, "batch_size": 32}, "twice the tokens per step: Muon may use a larger batch"),
+    # --- the same choice at GPT-2's scale of vocabulary (run with --tokenizer gpt2 --variant full): a 4-layer,
+    #     256-wide GPT-2 with its 50,257-token table (16 M parameters, 13 M of them the tied embedding), 8 x 128
+    #     tokens a step, AdamW at two rates against Muon at its default beside AdamW.
+    "gpt2s-adamw1e-3": Candidate(dict(GPT2_SMALLER, learning_rate=1e-3), "GPT-2 tokens, AdamW 1e-3"),
+    "gpt2s-adamw3e-3": Candidate(dict(GPT2_SMALLER, learning_rate=3e-3), "GPT-2 tokens, AdamW 3e-3"),
+    "gpt2s-muon": Candidate(dict(GPT2_SMALLER, **{k: v for k, v in MUON.items() if k != "learning_rate"},
+                                 learning_rate=1e-3), "GPT-2 tokens, Muon 0.02 beside AdamW 1e-3"),
 }
 
 
@@ -197,7 +207,8 @@ def train_command(args: argparse.Namespace, data_dir: Path, out_dir: Path, knobs
                   steps: int, eval_interval: int, eval_batches: int, threads: int, log_interval: int,
                   samples: int) -> list[str]:
     return cpu_runs.scratchformers(
-        "train", "--shakespeare-variant", args.variant, "--data-dir", str(data_dir), "--out-dir", str(out_dir),
+        "train", "--shakespeare-variant", args.variant, "--tokenizer", args.tokenizer, "--data-dir", str(data_dir),
+        "--out-dir", str(out_dir),
         *knob_flags(knobs), "--max-steps", str(steps), "--eval-interval", str(eval_interval),
         "--eval-batches", str(eval_batches), "--log-interval", str(log_interval), "--num-threads", str(threads),
         "--num-samples", str(samples), "--no-plot", "--no-progress", "--overwrite",  # the sweep's own folders
@@ -205,11 +216,11 @@ def train_command(args: argparse.Namespace, data_dir: Path, out_dir: Path, knobs
 
 
 def prepare(args: argparse.Namespace, env: dict[str, str]) -> Path:
-    data_dir = args.out / "data" / f"shakespeare_{args.variant}_char"
-    if args.variant == "tiny":
+    data_dir = args.out / "data" / f"shakespeare_{args.variant}_{args.tokenizer}"
+    if args.variant == "tiny" and args.tokenizer == "char":
         return cpu_runs.prepare_tiny_char(data_dir, env)
-    command = cpu_runs.scratchformers("prepare", "shakespeare", "--tokenizer", "char", "--variant", args.variant,
-                                      "--out", str(data_dir))
+    command = cpu_runs.scratchformers("prepare", "shakespeare", "--tokenizer", args.tokenizer,
+                                      "--variant", args.variant, "--out", str(data_dir))
     subprocess.run(command, env=env, check=True, capture_output=True)
     return data_dir
 
@@ -317,7 +328,8 @@ def cmd_loss(args: argparse.Namespace, env: dict[str, str]) -> None:
         command = train_command(args, data_dir, out_dir, knobs, steps, interval, args.eval_batches, args.threads,
                                 log_interval=interval, samples=1)
         run = cpu_runs.run_stamped(key, command, cwd=args.out, env=env,
-                                   log_path=args.out / "logs" / f"loss-{steps}-{key}.log", log_jsonl=out_dir / "log.jsonl")
+                                   log_path=args.out / "logs" / f"loss-{steps}-{key}.log",
+                                   log_jsonl=out_dir / "log.jsonl")
         evals = run.evals
         sample = out_dir / "samples.txt"
         return f"{key}@{steps}", {
@@ -365,6 +377,8 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=REPO / "out" / "cpu_sweep", help="(default: out/cpu_sweep)")
     parser.add_argument("--variant", choices=("tiny", "full"), default="tiny", help="the Shakespeare variant")
+    parser.add_argument("--tokenizer", choices=("char", "gpt2"), default="char",
+                        help="characters (default), or GPT-2's tokens (the gpt2s-* candidates)")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="the candidates, their flags and why")
     for name, help_text in (("time", "time each candidate briefly (on an idle machine)"),

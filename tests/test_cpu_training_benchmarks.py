@@ -240,3 +240,14 @@ def test_plan_pool_gives_candidates_of_the_same_work_their_median_timing() -> No
     pooled = cpu_sweep.pooled(timing)
     assert [pooled[k]["step_s"] for k in "abcd"] == [0.12, 0.12, 0.12, 0.30]
     assert [pooled[k]["pooled_over"] for k in "abcd"] == [3, 3, 3, 1]
+
+
+def test_the_gpt2_scale_candidates_train_on_gpt2_tokens(tmp_path: Path) -> None:
+    """--tokenizer gpt2 prepares the corpus with GPT-2's tokens, and the gpt2s-* candidates train on it."""
+    out = tmp_path / "sweep"
+    assert cpu_sweep.main(["--out", str(out), "--tokenizer", "gpt2", "loss", "gpt2s-muon", "--set", "num_layers=1",
+                           "--set", "dtype=float32", "--steps", "2", "--evals", "1", "--eval-batches", "1"]) == 0
+    result = json.loads((out / "loss.json").read_text())["gpt2s-muon+num_layers=1+dtype=float32@2"]
+    assert result["returncode"] == 0 and result["final_val"] is not None
+    meta = json.loads((out / "data" / "shakespeare_tiny_gpt2" / "meta.json").read_text())
+    assert meta["tokenizer"] == {"kind": "gpt2"} and meta["vocab_size"] == 50257
