@@ -32,6 +32,14 @@ def test_the_reading_path_is_one_numbered_order() -> None:
     assert all(len(row) == 5 and row[1] and row[2] for row in rows), rows
 
 
+def test_the_reading_path_names_the_exercises_in_the_graders_order() -> None:
+    """The exercise column, read top to bottom, is `scratchformers check --list`'s order, each exercise once."""
+    from scratchformers.exercises.checks.catalogue import ORDER
+
+    named = [name for row in reading_path_rows() for name in re.findall(r"`(\w+)`", row[3])]
+    assert tuple(named) == ORDER
+
+
 def test_every_reference_module_is_on_the_reading_path_and_every_link_resolves() -> None:
     text = READING_PATH.read_text(encoding="utf-8")
     links = linked_files(text)
