@@ -381,8 +381,8 @@ def flash_attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, key_len
                             block_m: int = 16, block_n: int = 16, return_trace: bool = False):
     """Launch the forward programs: ``(O, LSE)``, or ``(O, LSE, trace)`` with ``return_trace``.
 
-    The kernel's ``flash_attention_forward`` with three differences, on purpose: the seed is a Python int (the
-    kernel's: an int64 tensor on the device), the block sizes are any positive ints (the kernel's: powers of two
+    The kernel's ``flash_attention_forward`` with three differences, on purpose: the dropout seed is a Python int
+    (the kernel's: an int64 tensor on the device), the block sizes are any positive ints (the kernel's: powers of two
     >= 16, or the autotuner's choice when omitted), and the trace.
 
     q: (B, H, Tq, D); k, v: (B, H, Tk, D), float32 or float64; key_lens: int (B,) (keys at or past a length are

@@ -6,8 +6,7 @@ checks, ``exercises/checks/<name>.py``, whose ``EXERCISE`` is what ``scratchform
 from __future__ import annotations
 
 import importlib
-from importlib.resources import files
-from importlib.resources.abc import Traversable
+from pathlib import Path
 
 from scratchformers.exercises.checks.core import Exercise
 
@@ -35,6 +34,7 @@ def exercise(name: str) -> Exercise:
     return importlib.import_module(f"scratchformers.exercises.checks.{name}").EXERCISE
 
 
-def stub(name: str) -> Traversable:
-    """The shipped stub of exercise ``name``."""
-    return files("scratchformers.exercises").joinpath(f"{name}.py")
+def stub(name: str) -> Path:
+    """The shipped stub of exercise ``name``: ``<name>.py`` in the folder above this one (``exercises/`` in a
+    checkout, ``scratchformers/exercises/`` when installed from a wheel)."""
+    return Path(__file__).resolve().parent.parent / f"{name}.py"

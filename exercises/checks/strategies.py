@@ -1,7 +1,7 @@
 """The hypothesis strategies that draw the cases of the parity checks, shared by the test suite and the grader.
 
-Cases are drawn as small integers (shapes, lengths, flags) and a seed; the arrays are made from the seed with
-NumPy. Hypothesis shrinks integers towards their lower bounds, so a failing case shrinks to small shapes and
+Cases are drawn as small integers (shapes, lengths, flags) and a seed; the arrays are made from that random
+seed with NumPy. Hypothesis shrinks integers towards their lower bounds, so a failing case shrinks to small shapes and
 seed 0: the smallest failing case a learner is shown.
 """
 from __future__ import annotations
