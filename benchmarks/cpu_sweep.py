@@ -124,12 +124,15 @@ CANDIDATES: dict[str, Candidate] = {
     "muon-wsd": Candidate({**MUON, **WSD}, "Muon, wsd: the last 20 % of the steps cool down to zero"),
     "muon-wsd-cd0.1": Candidate({**MUON, **WSD, "cooldown_frac": 0.1}, "a shorter cool-down"),
     "muon-wsd-cd0.4": Candidate({**MUON, **WSD, "cooldown_frac": 0.4}, "a longer cool-down (the speedrun's 0.4)"),
+    "muon-wsd-lr0.01": Candidate({**MUON, **WSD, "muon_learning_rate": 0.01}, "the two best changes together"),
     # --- shapes Muon may afford: if it learns more per step, a larger model's fewer steps may now pay.
     "muon-l4c192": Candidate({**MUON, "num_heads": 3, "emb_dim": 192}, "wider: 1.8 M parameters"),
     "muon-l6c128": Candidate({**MUON, "num_layers": 6}, "deeper: 1.2 M parameters"),
     "muon-l4c96": Candidate({**MUON, "num_heads": 3, "emb_dim": 96}, "narrower: 0.45 M, more steps"),
     "muon-b8t128": Candidate({**MUON, "batch_size": 8}, "half the tokens per step, twice the steps"),
     "muon-b32t128": Candidate({**MUON, "batch_size": 32}, "twice the tokens per step: Muon may use a larger batch"),
+    "muon-l4c192-wsd-lr0.01": Candidate({**MUON, **WSD, "muon_learning_rate": 0.01, "num_heads": 3, "emb_dim": 192},
+                                        "the wider shape with the best rate and schedule"),
     # --- the same choice at GPT-2's scale of vocabulary (run with --tokenizer gpt2 --variant full): a 4-layer,
     #     256-wide GPT-2 with its 50,257-token table (16 M parameters, 13 M of them the tied embedding), 8 x 128
     #     tokens a step, AdamW at two rates against Muon at its default beside AdamW.
@@ -338,9 +341,9 @@ def cmd_loss(args: argparse.Namespace, env: dict[str, str]) -> None:
             "sample": sample.read_text(encoding="utf-8") if sample.is_file() else "",
         }
 
-    results = load_json(args.out / "loss.json")
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         for key, result in pool.map(one, jobs):
+            results = load_json(args.out / "loss.json")  # read again: another `loss` may have saved meanwhile
             results[key] = result
             save_json(args.out / "loss.json", results)
             print(f"{key}: val {result['final_val']} after {result['steps']} steps")
