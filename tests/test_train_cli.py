@@ -96,4 +96,4 @@ def test_every_training_flag_says_what_it_does(capsys):
         flag = "--" + f.name.replace("_", "-")
         entry = re.search(re.escape(flag) + r"(?:, --no-\S+)?(?: [A-Z_]+)? (.*?) \(default ", help_text)
         assert entry and len(entry.group(1)) > 10, flag
-    assert "optimizer steps in the run (default 3000)" in help_text
+    assert "optimizer steps in the run (default 2500)" in help_text

@@ -59,18 +59,18 @@ class TrainConfig:
     # optimisation
     batch_size: int = 16  # windows per micro-batch
     grad_accum_steps: int = 1  # micro-batches per optimizer step, shared out among the DDP processes
-    max_steps: int = 3000  # optimizer steps in the run
-    optimizer: str = "adamw"  # "adamw", or "muon": Muon for the blocks' 2-D matrices, AdamW for the rest (torch>=2.9)
+    max_steps: int = 2500  # optimizer steps in the run
+    optimizer: str = "muon"  # "muon": Muon for the blocks' 2-D matrices, AdamW for the rest (torch>=2.9); or "adamw"
     learning_rate: float = 3e-3  # AdamW's peak rate, reached after warmup_steps, then the schedule's decay
-    schedule: str = "cosine"  # "cosine" decay, or "wsd": warm-up, stable at the peak, linear cool-down at the end
+    schedule: str = "wsd"  # "wsd": warm-up, stable at the peak, linear cool-down at the end; or "cosine" decay
     cooldown_frac: float = COOLDOWN_FRAC  # with --schedule wsd: the last fraction of decay_steps spent cooling down
-    min_lr_factor: float = 0.1  # the schedule ends at each peak rate · min_lr_factor
+    min_lr_factor: float = 0.0  # the schedule ends at each peak rate · min_lr_factor
     warmup_steps: int = 100  # linear warm-up from 0 to the peak rates
     decay_steps: int = 0  # 0 → max_steps: the schedule reaches its floor at the last step
     weight_decay: float = 0.1  # AdamW's decay of its ≥2-D parameters (not biases or LayerNorm gains)
     beta1: float = 0.9  # AdamW's first-moment decay
     beta2: float = 0.99  # AdamW's second-moment decay (GPT-2: 0.95)
-    muon_learning_rate: float = MUON_LEARNING_RATE  # with --optimizer muon: Muon's peak rate, on the same schedule
+    muon_learning_rate: float = 0.01  # with --optimizer muon: Muon's peak rate, on the same schedule
     muon_momentum: float = MUON_MOMENTUM  # with --optimizer muon: Muon's (Nesterov) momentum
     muon_weight_decay: float = MUON_WEIGHT_DECAY  # with --optimizer muon: Muon's decoupled decay of the block matrices
     grad_clip: float = 1.0  # 0 → no clipping (the norm is still logged)
@@ -168,10 +168,11 @@ class TrainConfig:
 
 PRESETS: dict[str, dict[str, Any]] = {
     # The README's default: a 4-layer, 128-wide character-level model (0.8 M parameters) on the full embedded
-    # Shakespeare, 3,000 steps of 16 x 128 characters (6.1 M characters, about 1.3 passes over the 4.6 M training
-    # characters) at a peak rate of 3e-3, in bf16 autocast where the CPU has it. The best use of ~7 minutes on 2 CPU
-    # cores that benchmarks/cpu_sweep.py found (its table: benchmarks/RESULTS.md); benchmarks/cpu_vs_nanogpt.py
-    # compares it with nanoGPT's CPU recipe at equal wall time.
+    # Shakespeare, 2,500 steps of 16 x 128 characters (5.1 M characters, about 1.1 passes over the 4.6 M training
+    # characters), in bf16 autocast where the CPU has it. Muon (peak rate 0.01) trains the blocks' matrices and
+    # AdamW (3e-3) the rest, on a warmup-stable-decay schedule that cools down to zero over the last 20 % of the
+    # steps. The best use of ~7 minutes on 2 CPU cores that benchmarks/cpu_sweep.py found (its table:
+    # benchmarks/RESULTS.md); benchmarks/cpu_vs_nanogpt.py compares it with nanoGPT's CPU recipe at equal wall time.
     "shakespeare-cpu": {},
     # GPT-2 small (124 M) on OpenWebText with the seed's (and nanoGPT's) hyper-parameters, on the fast path.
     # GPT-2's 50,257 tokens are padded to 50,304 (a multiple of 64) for faster matmuls, as in nanoGPT.
@@ -179,8 +180,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         name="gpt2-owt",
         dataset="openwebtext",
         tokenizer="gpt2",
-        optimizer="adamw",  # the seed's recipe, whatever shakespeare-cpu's optimizer and schedule become
+        optimizer="adamw",  # the seed's recipe (shakespeare-cpu's optimizer and schedule are Muon and wsd)
         schedule="cosine",
+        muon_learning_rate=MUON_LEARNING_RATE,  # with --optimizer muon: Muon's usual 0.02, not tuned at this scale
         num_layers=12,
         num_heads=12,
         emb_dim=768,
