@@ -19,7 +19,10 @@ text and split, at equal wall time.
    after t* (or 1.25 t* + 60 s): ``readme`` is the README's CPU command (``config/train_shakespeare_char.py
    --device=cpu --compile=False --eval_iters=20 --log_interval=1 --block_size=64 --batch_size=12 --n_layer=4
    --n_head=4 --n_embd=128 --max_iters=2000 --lr_decay_iters=2000 --dropout=0.0``), ``long`` the same with a schedule
-   long enough to use the time (``--max_iters=10000 --lr_decay_iters=10000 --eval_iters=100 --eval_interval=1000``).
+   long enough to use the time (``--max_iters=10000 --lr_decay_iters=10000 --eval_iters=100 --eval_interval=1000``),
+   ``fit`` the README's command with its cosine sized to end at t*: ``--max_iters`` (and ``--lr_decay_iters``) the
+   iterations that ``readme`` ran per second times t*, rounded down to its evaluation interval (250), so that its
+   learning rate has decayed by the comparison point as ours has.
 4. **Report.** Each run's validation loss at t* (linear between the two evaluations around it; a run that ended
    earlier keeps its last value), the ratio ours / nanoGPT, the time nanoGPT needs to reach our final loss, and a
    plot of validation loss against wall time. Each trainer's own evaluation is used (ours: ``--eval-batches``
@@ -54,17 +57,21 @@ README_RECIPE = [
     "--block_size=64", "--batch_size=12", "--n_layer=4", "--n_head=4", "--n_embd=128", "--max_iters=2000",
     "--lr_decay_iters=2000", "--dropout=0.0",
 ]
+FIT = "nanogpt-fit"  # README_RECIPE with max_iters sized to t* (fit_arguments): it needs the readme run's speed
 # nanoGPT's configurator applies its arguments in order, so a later --key=value overrides an earlier one.
 RECIPES = {
     "nanogpt-readme": README_RECIPE,
     "nanogpt-long": [*README_RECIPE, "--max_iters=10000", "--lr_decay_iters=10000", "--eval_iters=100",
                      "--eval_interval=1000"],
+    FIT: README_RECIPE,
 }
 QUICK_OURS = ["--max-steps", "40", "--eval-interval", "20", "--log-interval", "10", "--sample-tokens", "100"]
 QUICK_RECIPES = {
     "nanogpt-readme": ["--max_iters=150", "--lr_decay_iters=150", "--eval_interval=50"],
     "nanogpt-long": ["--max_iters=600", "--lr_decay_iters=600", "--eval_interval=60", "--eval_iters=20"],
+    FIT: [],
 }
+FIT_EVAL_INTERVAL, QUICK_FIT_EVAL_INTERVAL = 250, 50  # config/train_shakespeare_char.py's, and the quick readme's
 QUICK_BUDGET_S = 40.0
 NANOGPT_FILES = ("train.py", "model.py", "sample.py", "configurator.py", "config/train_shakespeare_char.py")
 VAL_FRACTION = 0.1
@@ -99,6 +106,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.work_dir = (args.work_dir or REPO / "out" / (NAME + ("_quick" if args.quick else ""))).resolve()
     args.out = args.out or (args.work_dir if args.quick else REPO / "benchmarks" / "results")
     args.recipes = [r.strip() for r in args.recipes.split(",") if r.strip()]
+    if FIT in args.recipes and "nanogpt-readme" not in args.recipes[:args.recipes.index(FIT)]:
+        parser.error(f"--recipes: {FIT} sizes its schedule from nanogpt-readme's speed: list nanogpt-readme first")
     unknown = [r for r in args.recipes if r not in RECIPES]
     if unknown:
         parser.error(f"--recipes: unknown {unknown}; choose among {', '.join(RECIPES)}")
@@ -157,12 +166,22 @@ def run_ours(args: argparse.Namespace, data_dir: Path, env: dict[str, str]) -> c
                                 budget_s=args.budget_s, log_jsonl=out_dir / "log.jsonl")
 
 
+def fit_arguments(readme: cpu_runs.Run, t_star: float, quick: bool) -> list[str]:
+    """The ``fit`` recipe's schedule: the iterations the ``readme`` run did per second (up to its last evaluation,
+    start-up and evaluations included) times ``t_star``, rounded down to a whole number of evaluation intervals."""
+    interval = QUICK_FIT_EVAL_INTERVAL if quick else FIT_EVAL_INTERVAL
+    last = readme.evals[-1]
+    iters = max(interval, int(last.step / last.t * t_star) // interval * interval)
+    return [f"--max_iters={iters}", f"--lr_decay_iters={iters}", f"--eval_interval={interval}"]
+
+
 def run_nanogpt(args: argparse.Namespace, recipe: str, data_dir: Path, env: dict[str, str],
-                t_star: float) -> cpu_runs.Run:
+                t_star: float, extra: list[str]) -> cpu_runs.Run:
     """nanoGPT's ``train.py`` in its checkout (its configurator reads ``configurator.py`` and the config file from
-    the working directory); an absolute ``--dataset`` makes its ``os.path.join('data', dataset)`` our folder."""
+    the working directory); an absolute ``--dataset`` makes its ``os.path.join('data', dataset)`` our folder.
+    ``extra`` comes last: nanoGPT's configurator applies its arguments in order."""
     out_dir = args.work_dir / "runs" / recipe
-    command = [sys.executable, "train.py", *RECIPES[recipe], *(QUICK_RECIPES[recipe] if args.quick else []),
+    command = [sys.executable, "train.py", *RECIPES[recipe], *(QUICK_RECIPES[recipe] if args.quick else []), *extra,
                f"--dataset={data_dir}", f"--out_dir={out_dir}"]
 
     return cpu_runs.run_stamped(recipe, command, cwd=args.nanogpt, env=env,
@@ -361,7 +380,8 @@ def main(argv: list[str] | None = None) -> int:
                          f"see {args.work_dir / 'logs' / 'ours.log'}")
     t_star = ours_evals[-1].t
     for recipe in args.recipes:
-        runs[recipe] = run_nanogpt(args, recipe, nano_data, env, t_star)
+        extra = fit_arguments(runs["nanogpt-readme"], t_star, args.quick) if recipe == FIT else []
+        runs[recipe] = run_nanogpt(args, recipe, nano_data, env, t_star, extra)
         if not runs[recipe].evals:
             raise SystemExit(f"nanoGPT ({recipe}) printed no evaluation (exit status {runs[recipe].returncode}); "
                              f"see {args.work_dir / 'logs' / recipe}.log")

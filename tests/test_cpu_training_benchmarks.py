@@ -67,6 +67,16 @@ def test_nanogpt_is_stopped_only_once_its_checkpoint_is_saved() -> None:
     assert not cpu_vs_nanogpt.saved_past([*NANOGPT_LINES, (4.6, "iter 10: loss 3.8")], 4.0)  # no eval after t*
 
 
+def test_the_fit_recipe_ends_its_schedule_at_t_star_at_the_readme_runs_speed() -> None:
+    readme = cpu_runs.Run("nanogpt-readme", [], [(2.0, "step 0: train loss 4.3, val loss 4.3"),
+                                                 (100.0, "step 2000: train loss 1.9, val loss 1.9")], 0, "finished", 100.0)
+    assert cpu_vs_nanogpt.fit_arguments(readme, 330.0, quick=False) == [  # 20 iterations a second x 330 s
+        "--max_iters=6500", "--lr_decay_iters=6500", "--eval_interval=250"]
+    assert cpu_vs_nanogpt.fit_arguments(readme, 1.0, quick=True)[0] == "--max_iters=50"  # at least one interval
+    with pytest.raises(SystemExit):
+        cpu_vs_nanogpt.parse_args(["--nanogpt", ".", "--recipes", "nanogpt-fit,nanogpt-readme"])
+
+
 def test_value_at_interpolates_between_evaluations_and_holds_the_last() -> None:
     points = [Point(10.0, 0, 4.0), Point(20.0, 100, 3.0), Point(40.0, 200, 2.0)]
     assert cpu_runs.value_at(points, 5.0) is None
@@ -193,12 +203,14 @@ def test_side_by_side_runs_end_to_end_on_a_stand_in_nanogpt(fake_nanogpt: Path, 
                                 "--out", str(out), "--budget-s", "600", "--ours", *tiny])
     assert code == 0
     report = json.loads((out / "cpu_vs_nanogpt.json").read_text())
-    assert list(report["runs"]) == ["ours", "nanogpt-readme", "nanogpt-long"]
+    assert list(report["runs"]) == ["ours", "nanogpt-readme", "nanogpt-long", "nanogpt-fit"]
+    fit = [arg for arg in report["runs"]["nanogpt-fit"]["command"] if arg.startswith("--max_iters=")][-1]
+    assert int(fit.split("=")[1]) % cpu_vs_nanogpt.QUICK_FIT_EVAL_INTERVAL == 0
     ours = report["runs"]["ours"]
     assert ours["stop"] == "finished" and [e["step"] for e in ours["evals"]] == [0, 3, 6]
     cmp = report["comparison"]
     assert cmp["t_star_s"] == pytest.approx(ours["evals"][-1]["t"], abs=0.01) and cmp["ours_step"] == 6
-    for name in ("nanogpt-readme", "nanogpt-long"):
+    for name in ("nanogpt-readme", "nanogpt-long", "nanogpt-fit"):
         theirs = cmp["nanogpt"][name]
         assert theirs["val_at_t_star"] is not None
         assert theirs["ratio_ours_over_theirs"] == pytest.approx(cmp["ours_val"] / theirs["val_at_t_star"])
