@@ -214,6 +214,19 @@ def test_resume_keeps_the_optimizer(char_data, finished_run, capsys):
     assert snapshot(finished_run) == before
 
 
+def test_a_checkpoint_from_before_the_optimizer_choice_resumes_with_adamw_on_the_cosine(char_data, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(train(char_data, out, "--max-steps", "2", "--optimizer", "adamw", "--schedule", "cosine")) == 0
+    state = torch.load(out / "last.pt", weights_only=False)
+    for name in ("optimizer", "schedule", "cooldown_frac", "muon_learning_rate", "muon_momentum", "muon_weight_decay"):
+        del state["train_config"][name]  # as saved before --optimizer and --schedule existed
+    torch.save(state, out / "last.pt")
+    assert main(train(char_data, out, "--resume", "--max-steps", "4")) == 0
+    resumed = load_checkpoint(out / "last.pt")
+    assert resumed["step"] == 4
+    assert (resumed["train_config"]["optimizer"], resumed["train_config"]["schedule"]) == ("adamw", "cosine")
+
+
 def test_resume_past_max_steps_says_there_is_nothing_to_do(char_data, finished_run, capsys):
     before = snapshot(finished_run)
     assert main(train(char_data, finished_run, "--resume", "--max-steps", "2")) == 0

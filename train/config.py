@@ -158,12 +158,19 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        """Inverse of :meth:`to_dict`; unknown keys are a clear error."""
+        """Inverse of :meth:`to_dict`; unknown keys are a clear error. A field that ``values`` lacks (a checkpoint
+        saved before the field existed) takes what such runs trained with, :data:`SAVED_BEFORE_FIELD`, where that
+        is not today's default."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"unknown TrainConfig fields {unknown}")
-        return cls(**values)
+        return cls(**{**SAVED_BEFORE_FIELD, **values})
+
+
+# What a run saved before these fields existed trained with: AdamW on the cosine, where today's defaults (the
+# shakespeare-cpu preset's) are Muon on wsd. Muon's own fields and cooldown_frac do not act under these values.
+SAVED_BEFORE_FIELD: dict[str, Any] = {"optimizer": "adamw", "schedule": "cosine"}
 
 
 PRESETS: dict[str, dict[str, Any]] = {

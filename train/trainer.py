@@ -227,7 +227,7 @@ class Trainer:
         """
         path = Path(out_dir) / "last.pt"
         state = load_checkpoint(path)
-        saved = state["train_config"]
+        saved = TrainConfig.from_dict(state["train_config"]).to_dict()  # every field, an older checkpoint's too
         changed = [f"--{name.replace('_', '-')} {value!r} (the checkpoint's {name} is {saved.get(name)!r})"
                    for name, value in overrides.items() if name in ARCHITECTURE_FIELDS and value != saved.get(name)]
         if changed:
@@ -235,7 +235,7 @@ class Trainer:
                                   "A resumed run keeps its model: drop the flag, or train a new model into "
                                   "another --out-dir")
         config = TrainConfig.from_dict({**saved, **overrides})
-        trained_with = saved.get("optimizer", TrainConfig.optimizer)
+        trained_with = saved["optimizer"]
         if config.optimizer != trained_with:
             raise CheckpointError(f"{path} was trained with --optimizer {trained_with}: a resumed run keeps its "
                                   "optimizer (the checkpoint holds its state); drop --optimizer, or train a new "
