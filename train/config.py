@@ -25,8 +25,8 @@ from scratchformers.train.optim import (
     MUON_LEARNING_RATE,
     MUON_MOMENTUM,
     MUON_WEIGHT_DECAY,
-    OPTIMIZERS,
-    SCHEDULES,
+    check_optimizer,
+    check_schedule,
     lr_factor,
     require_muon,
 )
@@ -116,10 +116,8 @@ class TrainConfig:
         self.model_config(vocab_size=max(self.vocab_size, 1))  # validates the model fields early
 
     def _check_optimizer(self) -> None:
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be 'adamw' or 'muon', got {self.optimizer!r}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be 'cosine' or 'wsd', got {self.schedule!r}")
+        check_optimizer(self.optimizer)
+        check_schedule(self.schedule)
         if not 0.0 <= self.cooldown_frac <= 1.0:
             raise ValueError(f"cooldown_frac must be between 0 and 1, got {self.cooldown_frac}")
         if self.muon_learning_rate <= 0 or not 0.0 <= self.muon_momentum < 1.0 or self.muon_weight_decay < 0:

@@ -48,6 +48,18 @@ MUON_LEARNING_RATE, MUON_MOMENTUM, MUON_WEIGHT_DECAY = 0.02, 0.95, 0.0
 COOLDOWN_FRAC = 0.2  # the "wsd" schedule's cool-down: the last 20 % of the steps
 
 
+def check_optimizer(optimizer: str) -> None:
+    """A ValueError naming the choices unless ``optimizer`` is one of :data:`OPTIMIZERS`."""
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be {' or '.join(map(repr, OPTIMIZERS))}, got {optimizer!r}")
+
+
+def check_schedule(schedule: str) -> None:
+    """A ValueError naming the choices unless ``schedule`` is one of :data:`SCHEDULES`."""
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be {' or '.join(map(repr, SCHEDULES))}, got {schedule!r}")
+
+
 def require_muon() -> type[torch.optim.Optimizer]:
     """``torch.optim.Muon``, or an ImportError of one line naming the torch that has it."""
     muon = getattr(torch.optim, "Muon", None)
@@ -100,8 +112,7 @@ def make_optimizer(
     after another over the lists) on GPU and CPU. On the CPU it makes the optimizer step of the 0.8 M-parameter
     Shakespeare model ~3x faster (about 2 ms instead of 6-10 ms on one thread: a few percent of a training step;
     benchmarks/RESULTS.md), with the same update up to float rounding."""
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be 'adamw' or 'muon', got {optimizer!r}")
+    check_optimizer(optimizer)
     fused = device_type in FUSED_ADAMW_DEVICES and "fused" in inspect.signature(torch.optim.AdamW).parameters
     extra = {"fused": True} if fused else {}
     matrices = muon_params(model) if optimizer == "muon" else []
@@ -159,8 +170,7 @@ def lr_factor(step: int, warmup_steps: int, decay_steps: int, min_lr_factor: flo
     cosine or the warmup-stable-decay shape of the module docstring, then a floor of ``min_lr_factor``."""
     if step < 0:
         raise ValueError(f"step must not be negative, got {step}")
-    if schedule not in SCHEDULES:
-        raise ValueError(f"schedule must be 'cosine' or 'wsd', got {schedule!r}")
+    check_schedule(schedule)
     warmup = (step + 1) / warmup_steps if step < warmup_steps else 1.0
     if schedule == "wsd":
         if step >= decay_steps:
