@@ -9,7 +9,6 @@ mistake from what the code computes.
 from __future__ import annotations
 
 import io
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from scratchformers.exercises.checks import catalogue
-from scratchformers.exercises.checks.core import Report, UsageError, load_learner, run_checks
+from scratchformers.exercises.checks.core import Report, load_learner, run_checks
 from scratchformers.train.cli import main
 
 HERE = Path(__file__).resolve().parent / "exercises"
@@ -44,7 +43,7 @@ def test_a_correct_solution_in_another_style_passes(name: str) -> None:
 
 @pytest.mark.parametrize("name", catalogue.ORDER)
 def test_the_stub_fails_with_not_implemented_yet(name: str) -> None:
-    report, out = grade(name, Path(str(catalogue.stub(name))))
+    report, out = grade(name, catalogue.stub(name))
     assert report.not_implemented is not None and report.passed == 0, out
     assert "not implemented yet" in out and "Traceback" not in out
 

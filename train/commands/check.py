@@ -212,8 +212,7 @@ def _init(folder: Path, force: bool) -> int:
                          f"--force to overwrite them with the empty stubs")
     folder.mkdir(parents=True, exist_ok=True)
     for name, target in targets.items():
-        with catalogue.stub(name).open("rb") as source, open(target, "wb") as destination:
-            shutil.copyfileobj(source, destination)
+        shutil.copyfile(catalogue.stub(name), target)
     print(f"copied {len(targets)} exercise stubs into {folder}/, in reading order:")
     print("  " + ", ".join(catalogue.ORDER))
     print(f"write one, then check it: scratchformers check {catalogue.ORDER[0]} {folder}")

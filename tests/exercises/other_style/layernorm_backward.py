@@ -1,5 +1,4 @@
 """LayerNorm backward in the "sum" form: dx = rstd / C * (C g - sum(g) - x_hat sum(g x_hat))."""
-import numpy as np
 
 
 def layer_norm_backward(dy, x, gamma, mean, rstd):
